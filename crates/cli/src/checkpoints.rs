@@ -1,0 +1,204 @@
+//! Checkpoint directories under `OUTPUT_DIR/ckpt/` and the training state saved in them for
+//! `--resume`. Only the best checkpoint (by validation) and the latest are kept.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Counters, RNG states and history of a run, beside the weights of each checkpoint.
+pub const TRAINING_STATE: &str = "training_state.json";
+/// The optimizer's state (Adam moments and step count), Burn's burnpack format.
+pub const OPTIMIZER_STATE: &str = "optimizer.bpk";
+
+/// The checkpoints of one run whose names start with `prefix` (`meta`, `transfer`).
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    dir: PathBuf,
+    prefix: &'static str,
+}
+
+impl Checkpoints {
+    /// The checkpoints in `dir` (a run's `ckpt/`).
+    pub fn new(dir: PathBuf, prefix: &'static str) -> Self {
+        Self { dir, prefix }
+    }
+
+    /// The name of this run's checkpoint `prefix.suffix`.
+    pub fn name(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.prefix)
+    }
+
+    /// The directory of the checkpoint called `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The complete checkpoint with the highest counter (the number ending its name), if any.
+    /// Directories still being written carry hidden temporary names and are never seen here.
+    pub fn latest(&self) -> anyhow::Result<Option<PathBuf>> {
+        let mut found = Vec::new();
+        for entry in self.entries()? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(counter) = self.counter(&name)
+                && entry.path().join(TRAINING_STATE).is_file()
+            {
+                found.push((counter, entry.path()));
+            }
+        }
+        Ok(found.into_iter().max().map(|(_, path)| path))
+    }
+
+    /// Removes every checkpoint of this run except `keep`, and what a crash left half-written.
+    pub fn prune(&self, keep: &[&Path]) -> anyhow::Result<()> {
+        let staging = format!(".{}.", self.prefix);
+        for entry in self.entries()? {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = self.counter(&name).is_some() || name.starts_with(&staging);
+            if ours && !keep.contains(&path.as_path()) {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("cannot remove old checkpoint {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> anyhow::Result<Vec<std::fs::DirEntry>> {
+        match std::fs::read_dir(&self.dir) {
+            Ok(entries) => Ok(entries.filter_map(Result::ok).collect()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(error) => {
+                Err(error).with_context(|| format!("cannot list {}", self.dir.display()))
+            }
+        }
+    }
+
+    /// `prefix.….N` → N.
+    fn counter(&self, name: &str) -> Option<u64> {
+        let rest = name.strip_prefix(self.prefix)?.strip_prefix('.')?;
+        rest.rsplit('-').next()?.parse().ok()
+    }
+}
+
+/// Writes `state` as [`TRAINING_STATE`] into a checkpoint being assembled.
+pub fn write_state(dir: &Path, state: &impl Serialize) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join(TRAINING_STATE), json)
+}
+
+/// Reads the [`TRAINING_STATE`] of checkpoint `dir`.
+pub fn read_state<T: DeserializeOwned>(dir: &Path) -> anyhow::Result<T> {
+    let path = dir.join(TRAINING_STATE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a training state this version understands",
+            path.display()
+        )
+    })
+}
+
+/// Independent random streams of one run, all derived from `--seed`.
+#[derive(Debug, Clone, Copy)]
+#[repr(u64)]
+pub enum Stream {
+    /// Which training reviews are held out as validation tasks.
+    Holdout = 1,
+    /// Inner-loop batch order and dropout while training.
+    Training = 2,
+    /// Batch order and dropout while adapting to evaluation tasks (re-started each evaluation,
+    /// so every checkpoint is scored alike).
+    Evaluation = 3,
+}
+
+/// A ChaCha8 generator on stream `stream` of `seed`.
+pub fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream as u64);
+    rng
+}
+
+/// Where a [`rng`] generator stands, saved with checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RngState {
+    seed: u64,
+    stream: u64,
+    /// Position in 32-bit words; a string because JSON numbers lose precision above 2^53.
+    word_pos: String,
+}
+
+impl RngState {
+    /// The state of `rng`, which was made by [`rng`] from `seed`.
+    pub fn of(rng: &ChaCha8Rng, seed: u64) -> Self {
+        Self {
+            seed,
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos().to_string(),
+        }
+    }
+
+    /// A generator continuing exactly where the saved one stood.
+    pub fn restore(&self) -> anyhow::Result<ChaCha8Rng> {
+        let word_pos: u128 = self
+            .word_pos
+            .parse()
+            .with_context(|| format!("RNG position `{}` is not a number", self.word_pos))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(word_pos);
+        Ok(rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng;
+
+    use super::*;
+
+    #[test]
+    fn a_restored_generator_continues_the_stream() {
+        let mut original = rng(7, Stream::Training);
+        let _: [u64; 3] = original.random();
+        let mut restored = RngState::of(&original, 7).restore().unwrap();
+        assert_eq!(original.random::<u64>(), restored.random::<u64>());
+        assert_ne!(
+            rng(7, Stream::Training).random::<u64>(),
+            rng(7, Stream::Evaluation).random::<u64>()
+        );
+    }
+
+    #[test]
+    fn latest_ignores_incomplete_and_foreign_directories_and_prune_keeps_what_is_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::new(dir.path().to_path_buf(), "meta");
+        for (name, complete) in [
+            ("meta.epoch-1.step-2", true),
+            ("meta.epoch-1.step-10", true),
+            ("meta.epoch-2.step-12", false),
+            (".meta.epoch-2.step-14.tmp-1-0", true),
+            ("transfer.epoch-3", true),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            if complete {
+                std::fs::write(path.join(TRAINING_STATE), "{}").unwrap();
+            }
+        }
+        let latest = checkpoints.latest().unwrap().unwrap();
+        assert_eq!(latest, checkpoints.path("meta.epoch-1.step-10"));
+        let best = checkpoints.path(&checkpoints.name("epoch-1.step-2"));
+        checkpoints.prune(&[&best, &latest]).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["meta.epoch-1.step-10", "meta.epoch-1.step-2", "transfer.epoch-3"]);
+    }
+}

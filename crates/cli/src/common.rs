@@ -1,0 +1,224 @@
+//! Flags and loading steps shared by several commands.
+
+use std::fmt::Display;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::{Context, bail};
+use burn::tensor::Device;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use dataset::{LabelSet, NumDomain, REFERENCE_TEST_DOMAINS, ReviewSet, SplitConfig};
+use maml::Metrics;
+use model::{BackendKind, BertClassifier, HubOptions, ModelDir};
+use serde::Serialize;
+use tasks::{BatchOrder, EncodedReview, Padding, TextEncoder};
+
+use crate::{progress, table};
+
+/// A clap parser accepting exactly `names` (listed in `--help` and in errors) and converting
+/// the choice with `FromStr`.
+pub fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Debug,
+{
+    PossibleValuesParser::new(names)
+        .map(|name| name.parse::<T>().expect("clap accepts only the listed names"))
+}
+
+/// Serialises a flag by its `Display` form (the form users type).
+pub fn display<T: Display, S: serde::Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// `--num-domain`: a positive number or `all`.
+pub fn parse_num_domain(value: &str) -> Result<NumDomain, String> {
+    value.parse().map_err(|error: dataset::DatasetError| error.to_string())
+}
+
+/// The model, how long its inputs may be, and where it runs.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct ModelArgs {
+    /// Hugging Face model id (fetched into the hub cache), local model directory (config.json,
+    /// tokenizer, model.safetensors or pytorch_model.bin), or a meta-bert checkpoint directory.
+    #[arg(long, default_value = model::DEFAULT_MODEL)]
+    pub bert_model: String,
+    /// Longest token sequence, [CLS] and [SEP] included; longer reviews are truncated.
+    #[arg(long, default_value_t = tasks::DEFAULT_MAX_SEQ_LEN)]
+    pub max_seq_len: usize,
+    /// Compute backend. wgpu is in the default build; cuda and tch need `--features cuda|tch`.
+    #[arg(long, default_value = "flex", value_parser = choice::<BackendKind>(&["flex", "wgpu", "cuda", "tch"]))]
+    #[serde(serialize_with = "display")]
+    pub backend: BackendKind,
+}
+
+impl ModelArgs {
+    /// The device of `--backend`.
+    pub fn device(&self) -> anyhow::Result<Device> {
+        self.backend
+            .device()
+            .with_context(|| format!("--backend {}", self.backend))
+    }
+
+    /// The model directory `--bert-model` names (downloading a hub id if needed).
+    pub fn resolve(&self) -> anyhow::Result<ModelDir> {
+        let spinner = progress::spinner("model");
+        spinner.set_message(format!("resolving {}", self.bert_model));
+        let dir = model::resolve_model(&self.bert_model, &HubOptions::from_env())
+            .with_context(|| format!("--bert-model {}", self.bert_model));
+        spinner.finish_and_clear();
+        dir
+    }
+
+    /// The tokenizer of `dir`, truncating to `--max-seq-len`.
+    pub fn encoder(&self, dir: &ModelDir, padding: Padding) -> anyhow::Result<TextEncoder> {
+        TextEncoder::from_model_dir(&dir.root, self.max_seq_len, padding)
+            .with_context(|| format!("--bert-model {} / --max-seq-len {}", self.bert_model, self.max_seq_len))
+    }
+}
+
+/// Loads the classifier in `dir` for `labels` on `device`, saying which weights were new.
+pub fn load_classifier(
+    dir: &ModelDir,
+    labels: &LabelSet,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<BertClassifier> {
+    let (classifier, report) = model::load_classifier(dir, labels, seed, device)
+        .with_context(|| format!("cannot load the model in {}", dir.root.display()))?;
+    tracing::info!(
+        "loaded {} tensors from {}",
+        report.loaded,
+        report.weights.display()
+    );
+    if !report.initialized.is_empty() {
+        tracing::info!(
+            "initialised from seed {seed} (not in the weights): {}",
+            report.initialized.join(", ")
+        );
+    }
+    Ok(classifier)
+}
+
+/// The labels a model predicts: a checkpoint's (or any config's `id2label`), else sentiment.
+pub fn model_labels(dir: &ModelDir) -> anyhow::Result<LabelSet> {
+    match dir.config.label_names() {
+        Some(names) => LabelSet::new(names)
+            .with_context(|| format!("the labels of {}/config.json", dir.root.display())),
+        None => Ok(LabelSet::sentiment()),
+    }
+}
+
+/// Which review file, and which of its domains are held out for testing.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct DataArgs {
+    /// Review file: JSON list, JSON Lines or CSV of {text, label, domain}
+    /// [default: $METABERT_DATA, else data/dataset.json].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Domains held out as unseen test tasks (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = REFERENCE_TEST_DOMAINS.map(String::from))]
+    pub test_domains: Vec<String>,
+}
+
+impl DataArgs {
+    /// The review file to read.
+    pub fn path(&self) -> PathBuf {
+        dataset::resolve_data_path(self.data.as_deref())
+    }
+
+    /// Loads the review file; with `labels`, every label must be one of them.
+    pub fn load(&self, labels: Option<&LabelSet>) -> anyhow::Result<ReviewSet> {
+        let path = self.path();
+        let spinner = progress::spinner("data");
+        spinner.set_message(format!("reading {}", path.display()));
+        let set = match labels {
+            Some(labels) => ReviewSet::load_with_labels(&path, labels),
+            None => ReviewSet::load(&path),
+        }
+        .with_context(|| format!("cannot load the review file (--data {})", path.display()));
+        spinner.finish_and_clear();
+        let set = set?;
+        tracing::info!("{} reviews in {} domains from {}", set.len(), set.domains().len(), path.display());
+        Ok(set)
+    }
+
+    /// The split settings for `num_domain` training domains.
+    pub fn split(&self, num_domain: NumDomain) -> SplitConfig {
+        SplitConfig {
+            test_domains: self.test_domains.clone(),
+            num_domain,
+        }
+    }
+}
+
+/// Tokenises every review of `set` once.
+pub fn encode(encoder: &TextEncoder, set: &ReviewSet) -> anyhow::Result<Vec<EncodedReview>> {
+    let spinner = progress::spinner("tokenise");
+    spinner.set_message(format!("{} reviews", set.len()));
+    let encoded = encoder
+        .encode_set(set)
+        .with_context(|| format!("cannot tokenise {}", set.path.display()));
+    spinner.finish_and_clear();
+    encoded
+}
+
+/// Inner-loop and fine-tuning batch order (`--batch-order`).
+pub const BATCH_ORDERS: &[&str] = &["length-bucketed", "shuffled"];
+/// Padding choices (`--padding`).
+pub const PADDINGS: &[&str] = &["longest", "max"];
+
+/// How training batches are cut and padded.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct BatchingArgs {
+    /// How training batches are formed: reviews of similar length together, in random batch
+    /// order (less padding), or the reference's plain shuffle.
+    #[arg(long, default_value = "length-bucketed", value_parser = choice::<BatchOrder>(BATCH_ORDERS))]
+    #[serde(serialize_with = "display")]
+    pub batch_order: BatchOrder,
+    /// Pad each batch to its longest review, or every review to --max-seq-len (the reference).
+    #[arg(long, default_value = "longest", value_parser = choice::<Padding>(PADDINGS))]
+    #[serde(serialize_with = "display")]
+    pub padding: Padding,
+}
+
+impl BatchingArgs {
+    /// The library's batching settings for batches of `batch_size`.
+    pub fn batching(&self, batch_size: usize, max_seq_len: usize) -> anyhow::Result<maml::Batching> {
+        if batch_size == 0 {
+            bail!("batch sizes must be at least 1");
+        }
+        Ok(maml::Batching {
+            batch_size,
+            order: self.batch_order,
+            padding: self.padding,
+            max_seq_len,
+        })
+    }
+}
+
+/// The metrics table every scoring command prints.
+pub fn metrics_table(rows: &[(&str, &Metrics)], labels: &LabelSet) -> String {
+    let confusion_header = format!("confusion (rows true: {})", labels.names().join("/"));
+    let headers = ["set", "n", "accuracy", "macro-F1", "majority", "mean loss", &confusion_header];
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(name, metrics)| {
+            let confusion: Vec<String> = metrics
+                .confusion
+                .iter()
+                .map(|row| row.iter().map(usize::to_string).collect::<Vec<_>>().join(" "))
+                .collect();
+            vec![
+                name.to_string(),
+                metrics.n.to_string(),
+                format!("{:.4}", metrics.accuracy),
+                format!("{:.4}", metrics.macro_f1),
+                format!("{:.4}", metrics.majority_baseline),
+                format!("{:.4}", metrics.mean_loss),
+                confusion.join(" | "),
+            ]
+        })
+        .collect();
+    table::render(&headers, &rows)
+}

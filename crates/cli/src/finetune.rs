@@ -1,0 +1,372 @@
+//! `meta-bert finetune`: the reference's run_finetuning.py — AdamW on the D training domains
+//! (80 % train, 20 % validation), scored on validation and the test domains after every epoch —
+//! with `--resume`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use dataset::NumDomain;
+use maml::{EpochRecord, Event, FineTuner, FinetuneConfig, FinetuneData};
+use model::{CheckpointMeta, ModelDir};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tasks::EncodedReview;
+
+use crate::checkpoints::{self, Checkpoints, OPTIMIZER_STATE, RngState, Stream};
+use crate::common::{self, BatchingArgs, DataArgs, ModelArgs, display, parse_num_domain};
+use crate::metrics_log::MetricsLog;
+use crate::run_dir::{CHECKPOINTS, METRICS, RESULTS, RunDir};
+use crate::{Outcome, interrupt, progress};
+
+/// Share of the training domains' reviews held out for validation, as in the reference.
+pub const VALIDATION_PERCENT: u32 = 20;
+
+/// Fine-tuning flags: the reference's, in kebab case, and ours.
+#[derive(Debug, clap::Args, Serialize)]
+#[command(after_help = "Writes into --output-dir: hyparams.json, train.log, metrics.jsonl (one \
+    line per scoring), ckpt/transfer.epoch-N/ (Hugging Face–loadable, with optimizer and \
+    training state for --resume) and, at the end, results.json ({\"epochs\": [{\"epoch\", \
+    \"train_loss\", \"validation\", \"test\"}], \"zero_shot\": {\"validation\", \"test\"}, \
+    \"best_epoch\", \"best_checkpoint\"}). To save disk only two checkpoints are kept: the best \
+    by validation accuracy and the latest.")]
+pub struct Args {
+    /// Directory for the run's files (see below).
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataArgs,
+    /// Passes over the training reviews (0 with --zero-shot: score only).
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Training and scoring batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Training domains: the D smallest by review count, or `all`.
+    #[arg(long, default_value = "all", value_parser = parse_num_domain)]
+    #[serde(serialize_with = "display")]
+    pub num_domain: NumDomain,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 5e-5)]
+    pub learning_rate: f64,
+    /// Also score the model before any training (results.json `zero_shot`).
+    #[arg(long)]
+    pub zero_shot: bool,
+    /// Seed of the train/validation split, batch order, dropout and new weights.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub batching: BatchingArgs,
+    /// Clip each batch's gradient to this global L2 norm.
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    /// Replace the results of an earlier run in --output-dir.
+    #[arg(long, conflicts_with = "resume")]
+    #[serde(skip)]
+    pub overwrite: bool,
+    /// Continue the run in --output-dir from its latest checkpoint (same flags required);
+    /// a finished run is left as it is.
+    #[arg(long)]
+    #[serde(skip)]
+    pub resume: bool,
+}
+
+/// What a checkpoint holds besides weights and optimizer state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainingState {
+    /// Epochs trained.
+    epoch: usize,
+    rng: RngState,
+    /// Scores before training (with --zero-shot).
+    zero_shot: Option<EpochRecord>,
+    /// One record per trained epoch.
+    history: Vec<EpochRecord>,
+}
+
+/// Runs `meta-bert finetune`.
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let run_dir = RunDir::check(&args.output_dir, args.overwrite, args.resume)?;
+    if run_dir.is_complete() {
+        tracing::info!(
+            "{} already holds a finished run (results.json): nothing to resume",
+            run_dir.root().display()
+        );
+        return Ok(Outcome::Completed);
+    }
+    if args.epochs == 0 && !args.zero_shot {
+        bail!("--epochs 0 trains nothing: give at least 1, or --zero-shot to score only");
+    }
+    let config = FinetuneConfig {
+        lr: args.learning_rate,
+        batching: args
+            .batching
+            .batching(args.batch_size, args.model.max_seq_len)?,
+        eval_batch_size: args.batch_size,
+        epochs: args.epochs,
+        max_grad_norm: args.max_grad_norm,
+        ..FinetuneConfig::default()
+    };
+
+    let source = args.model.resolve()?;
+    // A checkpoint's label set is fixed; other models take the review file's.
+    let set = match source.checkpoint {
+        Some(_) => args.data.load(Some(&common::model_labels(&source)?))?,
+        None => args.data.load(None)?,
+    };
+    let split = args.data.split(args.num_domain);
+    let training_domains = split.training_domains(&set)?;
+    let (train, validation) = dataset::finetune_split(
+        &split.training_indices(&set)?,
+        VALIDATION_PERCENT,
+        args.seed,
+    )?;
+    let test = split.test_indices(&set)?;
+    if train.is_empty() || validation.is_empty() {
+        bail!(
+            "the training domains ({}) have too few reviews for an 80/20 train/validation split",
+            training_domains.join(", ")
+        );
+    }
+    let device = args.model.device()?;
+    let encoder = args.model.encoder(&source, args.batching.padding)?;
+    let checkpoints = Checkpoints::new(run_dir.root().join(CHECKPOINTS), "transfer");
+    let hyparams = crate::run_dir::hyparams(
+        "finetune",
+        serde_json::to_value(&args).expect("flags serialise"),
+        json!({
+            "data": set.path,
+            "labels": set.labels.names(),
+            "model_dir": source.root,
+            "training_domains": training_domains,
+            "train_reviews": train.len(),
+            "validation_reviews": validation.len(),
+            "test_reviews": test.len(),
+            "finetune_config": config,
+        }),
+    );
+    run_dir.check_same_settings(&hyparams)?;
+    let resume_from = match run_dir.is_resume() {
+        true => checkpoints.latest()?,
+        false => None,
+    };
+    let (model, state) = match &resume_from {
+        Some(dir) => {
+            let state: TrainingState = checkpoints::read_state(dir)?;
+            let model_dir = ModelDir::open(dir)
+                .with_context(|| format!("cannot open checkpoint {}", dir.display()))?;
+            let model = common::load_classifier(&model_dir, &set.labels, args.seed, &device)?;
+            (model, Some(state))
+        }
+        None => (
+            common::load_classifier(&source, &set.labels, args.seed, &device)?,
+            None,
+        ),
+    };
+    let encoded = common::encode(&encoder, &set)?;
+    let pick = |indices: &[usize]| -> Vec<&EncodedReview> {
+        indices.iter().map(|&index| &encoded[index]).collect()
+    };
+    let (train, validation, test) = (pick(&train), pick(&validation), pick(&test));
+    let data = FinetuneData {
+        train: &train,
+        validation: &validation,
+        test: &test,
+    };
+    let mut tuner = FineTuner::new(model, config)?;
+
+    run_dir.open(&hyparams)?;
+    let resumed_epoch = state.as_ref().map_or(0, |state| state.epoch);
+    let had_zero_shot = state.as_ref().is_some_and(|state| state.zero_shot.is_some());
+    let metrics = MetricsLog::open(&run_dir.root().join(METRICS), |line| {
+        let kept_epoch = line["epoch"]
+            .as_u64()
+            .is_some_and(|epoch| (1..=resumed_epoch as u64).contains(&epoch));
+        kept_epoch || (had_zero_shot && line["kind"] == "zero_shot")
+    })?;
+    let mut run = Run {
+        args: &args,
+        rng: checkpoints::rng(args.seed, Stream::Training),
+        source: &source,
+        labels: &set.labels,
+        checkpoints,
+        metrics,
+        zero_shot: None,
+        history: Vec::new(),
+    };
+    if let (Some(dir), Some(state)) = (&resume_from, state) {
+        tuner
+            .resume(&dir.join(OPTIMIZER_STATE), state.epoch)
+            .with_context(|| format!("cannot resume from {}", dir.display()))?;
+        run.rng = state.rng.restore()?;
+        run.zero_shot = state.zero_shot;
+        run.history = state.history;
+        tracing::info!("resuming from {} after epoch {}", dir.display(), state.epoch);
+    }
+    interrupt::install("epoch")?;
+    if run.train(&mut tuner, &data)? == Outcome::Interrupted {
+        return Ok(Outcome::Interrupted);
+    }
+    run_dir.write_results(&run.results(run_dir.root())?)?;
+    tracing::info!("done: results in {}", run_dir.root().join(RESULTS).display());
+    Ok(Outcome::Completed)
+}
+
+struct Run<'a> {
+    args: &'a Args,
+    rng: rand_chacha::ChaCha8Rng,
+    source: &'a ModelDir,
+    labels: &'a dataset::LabelSet,
+    checkpoints: Checkpoints,
+    metrics: MetricsLog,
+    zero_shot: Option<EpochRecord>,
+    history: Vec<EpochRecord>,
+}
+
+impl Run<'_> {
+    fn train(&mut self, tuner: &mut FineTuner, data: &FinetuneData) -> anyhow::Result<Outcome> {
+        if self.args.zero_shot && self.zero_shot.is_none() {
+            let record = tuner.score(data, None, &mut |_| {})?;
+            log_scores("zero-shot", &record);
+            self.metrics.append(&json!({"kind": "zero_shot", "validation": record.validation, "test": record.test}))?;
+            self.zero_shot = Some(record);
+        }
+        while tuner.completed_epochs() < self.args.epochs {
+            if interrupt::requested() {
+                tracing::warn!(
+                    "stopped after epoch {} of {}; continue with --resume",
+                    tuner.completed_epochs(),
+                    self.args.epochs
+                );
+                return Ok(Outcome::Interrupted);
+            }
+            let epoch = tuner.completed_epochs() + 1;
+            let batches = data.train.len().div_ceil(self.args.batch_size) as u64;
+            let bar = progress::bar(batches, &format!("epoch {epoch}"));
+            let record = tuner
+                .epoch(data, &mut self.rng, &mut |event| {
+                    if let Event::FinetuneBatch { loss, .. } = event {
+                        bar.inc(1);
+                        bar.set_message(format!("loss {loss:.4}"));
+                    }
+                })
+                .with_context(|| match self.history.last() {
+                    Some(last) => format!(
+                        "fine-tuning failed; the last checkpoint, {}, is intact",
+                        self.checkpoint_path(last.epoch).display()
+                    ),
+                    None => "fine-tuning failed in its first epoch".to_string(),
+                })?;
+            bar.finish_and_clear();
+            log_scores(&format!("epoch {epoch}"), &record);
+            self.metrics.append(&json!({
+                "kind": "epoch",
+                "epoch": record.epoch,
+                "train_loss": record.train_loss,
+                "validation": record.validation,
+                "test": record.test,
+            }))?;
+            self.history.push(record);
+            self.save(tuner)?;
+        }
+        Ok(Outcome::Completed)
+    }
+
+    fn checkpoint_path(&self, epoch: usize) -> PathBuf {
+        self.checkpoints
+            .path(&self.checkpoints.name(&format!("epoch-{epoch}")))
+    }
+
+    fn best_epoch(&self) -> Option<usize> {
+        maml::best_by_validation(
+            self.history
+                .iter()
+                .map(|record| (record.epoch, &record.validation)),
+        )
+    }
+
+    /// Saves the model after its latest epoch with everything --resume needs, then removes
+    /// checkpoints that are neither the best nor this one.
+    fn save(&self, tuner: &FineTuner) -> anyhow::Result<()> {
+        let epoch = tuner.completed_epochs();
+        let path = self.checkpoint_path(epoch);
+        let state = TrainingState {
+            epoch,
+            rng: RngState::of(&self.rng, self.args.seed),
+            zero_shot: self.zero_shot.clone(),
+            history: self.history.clone(),
+        };
+        let record = self.history.last().expect("saved after an epoch");
+        let mut scores = std::collections::BTreeMap::new();
+        scores.insert("validation_accuracy".to_string(), record.validation.accuracy);
+        if let Some(test) = &record.test {
+            scores.insert("test_accuracy".to_string(), test.accuracy);
+        }
+        let meta = CheckpointMeta {
+            step: 0,
+            epoch: epoch as u64,
+            seed: self.args.seed,
+            metrics: scores,
+            source_model: self.args.model.bert_model.clone(),
+        };
+        model::save_checkpoint(tuner.model(), self.source, self.labels, &meta, &path, |dir| {
+            tuner
+                .save_optimizer(&dir.join(OPTIMIZER_STATE))
+                .map_err(std::io::Error::other)?;
+            checkpoints::write_state(dir, &state)
+        })
+        .with_context(|| format!("cannot save checkpoint {}", path.display()))?;
+        let best = self.best_epoch().map(|best| self.checkpoint_path(best));
+        let mut keep = vec![path.as_path()];
+        keep.extend(best.as_deref());
+        self.checkpoints.prune(&keep)?;
+        tracing::info!("saved {}", path.display());
+        Ok(())
+    }
+
+    fn results(&self, root: &Path) -> anyhow::Result<Value> {
+        let root = std::path::absolute(root)
+            .with_context(|| format!("cannot make {} absolute", root.display()))?;
+        let best_epoch = self.best_epoch();
+        let epochs: Vec<Value> = self
+            .history
+            .iter()
+            .map(|record| {
+                json!({
+                    "epoch": record.epoch,
+                    "train_loss": record.train_loss,
+                    "validation": record.validation,
+                    "test": record.test,
+                })
+            })
+            .collect();
+        let mut results = json!({
+            "epochs": epochs,
+            "best_epoch": best_epoch,
+            "best_checkpoint": best_epoch.map(|epoch| {
+                root.join(CHECKPOINTS)
+                    .join(self.checkpoints.name(&format!("epoch-{epoch}")))
+                    .to_string_lossy()
+                    .into_owned()
+            }),
+        });
+        if let Some(zero_shot) = &self.zero_shot {
+            results["zero_shot"] = json!({"validation": zero_shot.validation, "test": zero_shot.test});
+        }
+        Ok(results)
+    }
+}
+
+fn log_scores(when: &str, record: &EpochRecord) {
+    let test = record
+        .test
+        .as_ref()
+        .map_or("-".to_string(), |test| format!("{:.4}", test.accuracy));
+    tracing::info!(
+        "{when}: validation accuracy {:.4}, test accuracy {test}",
+        record.validation.accuracy
+    );
+}

@@ -1,0 +1,134 @@
+//! What can go wrong while meta-training, adapting, fine-tuning or scoring.
+
+use std::path::PathBuf;
+
+use burn::store::RecordError;
+
+/// An error of this crate. Each names where it happened and what would fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum MamlError {
+    /// A loss became NaN or infinite while meta-training or adapting to a task.
+    #[error(
+        "{phase} loss of task {task} (domain `{domain}`) at outer step {step} is {value}: \
+         lower the learning rates or set a gradient-norm limit (--max-grad-norm)"
+    )]
+    NonFiniteTaskLoss {
+        /// The outer step (1-based) being computed; 0 for test-task evaluation.
+        step: usize,
+        /// The task's position in its outer batch (0-based).
+        task: usize,
+        /// The task's domain.
+        domain: String,
+        /// `inner` (support set) or `query`.
+        phase: &'static str,
+        /// The offending value.
+        value: f64,
+    },
+    /// The mean meta-gradient became NaN or infinite.
+    #[error(
+        "the meta-gradient of outer step {step} has norm {norm}: lower the learning rates or set \
+         a gradient-norm limit (--max-grad-norm)"
+    )]
+    NonFiniteGradient {
+        /// The outer step (1-based).
+        step: usize,
+        /// The offending norm.
+        norm: f64,
+    },
+    /// A training loss became NaN or infinite while fine-tuning.
+    #[error(
+        "fine-tuning loss at epoch {epoch}, batch {batch} is {value}: lower the learning rate or \
+         set a gradient-norm limit (--max-grad-norm)"
+    )]
+    NonFiniteFinetuneLoss {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The batch within the epoch (1-based).
+        batch: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// A setting that cannot work (zero batch size, zero tasks, step size out of range, ...).
+    #[error("invalid setting `{setting}` = {value}: {expected}")]
+    InvalidSetting {
+        /// The setting, as named in the config struct.
+        setting: &'static str,
+        /// What it was.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A set that must hold examples is empty.
+    #[error("{what} is empty: {fix}")]
+    Empty {
+        /// Which set.
+        what: String,
+        /// What would fix it.
+        fix: &'static str,
+    },
+    /// An example's label is not one the classifier predicts.
+    #[error(
+        "review {source_index} has label id {label}, but the classifier predicts {num_labels} \
+         labels: use a checkpoint made for this label set"
+    )]
+    LabelOutOfRange {
+        /// The review's position in the source file.
+        source_index: usize,
+        /// Its label id.
+        label: usize,
+        /// Labels the classifier predicts.
+        num_labels: usize,
+    },
+    /// A review has more tokens than the batches or the model allow.
+    #[error(
+        "review {source_index} has {len} tokens, more than the {max_seq_len} allowed: encode \
+         with the same --max-seq-len (at most the model's max_position_embeddings)"
+    )]
+    TooLong {
+        /// The review's position in the source file.
+        source_index: usize,
+        /// Its token count.
+        len: usize,
+        /// The limit.
+        max_seq_len: usize,
+    },
+    /// An episode refers to an example that the encoded set does not have.
+    #[error(
+        "episode of domain `{domain}` refers to review {index}, but only {len} reviews are encoded: \
+         encode the same review file the episodes were drawn from"
+    )]
+    ExampleOutOfRange {
+        /// The episode's domain.
+        domain: String,
+        /// The offending index.
+        index: usize,
+        /// How many encoded reviews there are.
+        len: usize,
+    },
+    /// A training domain is too small to hold out validation episodes and still meta-train.
+    #[error(
+        "training domain `{domain}` has {available} reviews, but holding out {held_out} for \
+         validation leaves fewer than the {needed} an episode needs: hold out fewer validation \
+         tasks or use smaller episodes"
+    )]
+    DomainTooSmall {
+        /// The domain.
+        domain: String,
+        /// Its reviews among the training indices.
+        available: usize,
+        /// Reviews the validation episodes take.
+        held_out: usize,
+        /// Reviews one episode needs (support + query).
+        needed: usize,
+    },
+    /// Saving or loading optimizer state failed.
+    #[error("cannot {action} optimizer state {}: {source}", path.display())]
+    OptimizerState {
+        /// `save` or `load`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Burn's error.
+        source: RecordError,
+    },
+}

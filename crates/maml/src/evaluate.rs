@@ -1,0 +1,64 @@
+//! Scoring a classifier on a set of examples.
+
+use burn::module::Module;
+use burn::tensor::{Int, Tensor};
+use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
+use tasks::{EncodedReview, Padding};
+
+use crate::tensors::{by_length, check_examples, collate_for, device_of, read_floats};
+use crate::{MamlError, Metrics};
+
+/// Scores `model` on `examples` without dropout or gradients, in batches of `batch_size` cut
+/// from the examples sorted by length (each padded to its longest). Predictions and losses are
+/// read back once, at the end.
+pub fn evaluate(
+    model: &BertClassifier,
+    examples: &[&EncodedReview],
+    batch_size: usize,
+) -> Result<Metrics, MamlError> {
+    if batch_size == 0 {
+        return Err(MamlError::InvalidSetting {
+            setting: "batch_size",
+            value: "0".into(),
+            expected: "at least 1",
+        });
+    }
+    if examples.is_empty() {
+        return Err(MamlError::Empty {
+            what: "the set to score".into(),
+            fix: "score a set with at least one review",
+        });
+    }
+    let num_labels = model.num_labels();
+    let max_seq_len = model.max_sequence_length();
+    check_examples(examples, model, max_seq_len)?;
+    let model = model.valid();
+    let device = device_of(&model);
+    let order = by_length(examples);
+    let mut predictions = Vec::new();
+    let mut loss_sums = Vec::new();
+    for chunk in order.chunks(batch_size) {
+        let items: Vec<&EncodedReview> = chunk.iter().map(|&position| examples[position]).collect();
+        let batch = collate_for(&model, &items, Padding::Longest, max_seq_len);
+        let logits = model.forward(&BertInput::from_batch(&batch, &device));
+        let loss = cross_entropy(logits.clone(), labels_tensor(&batch, &device));
+        loss_sums.push(loss * items.len() as f64);
+        predictions.push(logits.argmax(1).reshape([items.len()]));
+    }
+    let loss_sum: f64 = read_floats(Tensor::cat(loss_sums, 0)).iter().sum();
+    let predicted = read_labels(Tensor::cat(predictions, 0));
+    let labels: Vec<usize> = order.iter().map(|&position| examples[position].label).collect();
+    Ok(Metrics::from_predictions(
+        &labels, &predicted, loss_sum, num_labels,
+    ))
+}
+
+fn read_labels(tensor: Tensor<1, Int>) -> Vec<usize> {
+    tensor
+        .into_data()
+        .try_into_vec_as::<i64>()
+        .expect("converted to i64 just above")
+        .into_iter()
+        .map(|label| usize::try_from(label).expect("argmax is a non-negative index"))
+        .collect()
+}

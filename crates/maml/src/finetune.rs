@@ -1,0 +1,263 @@
+//! Plain fine-tuning with AdamW, scored on validation and test sets after every epoch.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
+use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tasks::{EncodedReview, plan_batches};
+
+use crate::adapt::TORCH_ADAM_EPSILON;
+use crate::config::FinetuneConfig;
+use crate::event::Split;
+use crate::gradients::{clip_to_norm, global_norm};
+use crate::tensors::{check_examples, collate_for, device_of, read_floats};
+use crate::{Event, MamlError, Metrics, evaluate};
+
+/// The examples of a fine-tuning run.
+#[derive(Debug, Clone, Copy)]
+pub struct FinetuneData<'a> {
+    /// Trained on.
+    pub train: &'a [&'a EncodedReview],
+    /// Scored each epoch; picks the best epoch.
+    pub validation: &'a [&'a EncodedReview],
+    /// Scored each epoch, reported only. May be empty.
+    pub test: &'a [&'a EncodedReview],
+}
+
+/// The scores after one epoch (epoch 0: zero-shot, before any training).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epochs trained.
+    pub epoch: usize,
+    /// Mean training loss of this epoch (`None` for epoch 0).
+    pub train_loss: Option<f64>,
+    /// Validation metrics.
+    pub validation: Metrics,
+    /// Test metrics (`None` when there is no test set).
+    pub test: Option<Metrics>,
+}
+
+/// A model being fine-tuned, with its AdamW state.
+pub struct FineTuner {
+    model: BertClassifier,
+    config: FinetuneConfig,
+    optimizer: ModuleOptimizer,
+    completed_epochs: usize,
+    device: Device,
+}
+
+impl FineTuner {
+    /// Fine-tunes `model` on the device its parameters are on (with autodiff). AdamW with
+    /// torch's defaults (β = (0.9, 0.999), ε = 1e-8) and `config.weight_decay`.
+    ///
+    /// With `config.dropout` off, the held model's dropout probabilities are set to zero.
+    pub fn new(model: BertClassifier, config: FinetuneConfig) -> Result<Self, MamlError> {
+        if config.batching.batch_size == 0 || config.eval_batch_size == 0 {
+            return Err(MamlError::InvalidSetting {
+                setting: "batch_size",
+                value: "0".into(),
+                expected: "at least 1",
+            });
+        }
+        if let Some(max_norm) = config.max_grad_norm
+            && !(max_norm > 0.0 && max_norm.is_finite())
+        {
+            return Err(MamlError::InvalidSetting {
+                setting: "max_grad_norm",
+                value: max_norm.to_string(),
+                expected: "a positive number",
+            });
+        }
+        let device = device_of(&model).autodiff();
+        // `train()` moves plain tensors onto autodiff (a `fork` alone keeps the source's context).
+        let model = model.fork(&device).train();
+        let model = if config.dropout {
+            model
+        } else {
+            model.without_dropout()
+        };
+        let optimizer = AdamWConfig::new()
+            .with_epsilon(TORCH_ADAM_EPSILON)
+            .with_weight_decay(config.weight_decay as f32)
+            .init();
+        Ok(Self {
+            model,
+            config,
+            optimizer,
+            completed_epochs: 0,
+            device,
+        })
+    }
+
+    /// The model as trained so far.
+    pub fn model(&self) -> &BertClassifier {
+        &self.model
+    }
+
+    /// The model, giving up the tuner.
+    pub fn into_model(self) -> BertClassifier {
+        self.model
+    }
+
+    /// Epochs trained so far (including those before a resume).
+    pub fn completed_epochs(&self) -> usize {
+        self.completed_epochs
+    }
+
+    /// One pass over `train` in batches planned from `rng`; returns the mean training loss.
+    /// Each batch's loss is read back once (for the event and the finiteness check).
+    pub fn train_epoch(
+        &mut self,
+        train: &[&EncodedReview],
+        rng: &mut impl Rng,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<f64, MamlError> {
+        if train.is_empty() {
+            return Err(MamlError::Empty {
+                what: "the fine-tuning training set".into(),
+                fix: "train on at least one review",
+            });
+        }
+        check_examples(train, &self.model, self.config.batching.max_seq_len)?;
+        let started = Instant::now();
+        let epoch = self.completed_epochs + 1;
+        self.device.seed(rng.random());
+        let batching = &self.config.batching;
+        let plan = plan_batches(train, batching.batch_size, batching.order, rng);
+        let mut loss_sum = 0.0;
+        for (index, positions) in plan.iter().enumerate() {
+            let items: Vec<&EncodedReview> = positions.iter().map(|&p| train[p]).collect();
+            let batch = collate_for(&self.model, &items, batching.padding, batching.max_seq_len);
+            let logits = self
+                .model
+                .forward(&BertInput::from_batch(&batch, &self.device));
+            let loss = cross_entropy(logits, labels_tensor(&batch, &self.device));
+            let loss_value = loss.clone().inner();
+            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            let grads = match self.config.max_grad_norm {
+                Some(max_norm) => match global_norm(&self.model, &grads) {
+                    Some(norm) => clip_to_norm(&self.model, grads, norm, max_norm),
+                    None => grads,
+                },
+                None => grads,
+            };
+            let loss = read_floats(loss_value)[0];
+            if !loss.is_finite() {
+                return Err(MamlError::NonFiniteFinetuneLoss {
+                    epoch,
+                    batch: index + 1,
+                    value: loss,
+                });
+            }
+            self.model = self
+                .optimizer
+                .step(self.config.lr, self.model.clone(), grads);
+            loss_sum += loss * items.len() as f64;
+            events(Event::FinetuneBatch {
+                epoch,
+                batch: index + 1,
+                batches: plan.len(),
+                loss,
+            });
+        }
+        let train_loss = loss_sum / train.len() as f64;
+        self.completed_epochs = epoch;
+        events(Event::EpochFinished {
+            epoch,
+            train_loss,
+            elapsed: started.elapsed(),
+        });
+        Ok(train_loss)
+    }
+
+    /// Scores the validation set and (if not empty) the test set at the current weights.
+    pub fn score(
+        &self,
+        data: &FinetuneData,
+        train_loss: Option<f64>,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<EpochRecord, MamlError> {
+        let mut score = |split, examples: &[&EncodedReview]| -> Result<Metrics, MamlError> {
+            let started = Instant::now();
+            let metrics = evaluate(&self.model, examples, self.config.eval_batch_size)?;
+            events(Event::Scored {
+                epoch: self.completed_epochs,
+                split,
+                metrics: metrics.clone(),
+                elapsed: started.elapsed(),
+            });
+            Ok(metrics)
+        };
+        let validation = score(Split::Validation, data.validation)?;
+        let test = match data.test.is_empty() {
+            true => None,
+            false => Some(score(Split::Test, data.test)?),
+        };
+        Ok(EpochRecord {
+            epoch: self.completed_epochs,
+            train_loss,
+            validation,
+            test,
+        })
+    }
+
+    /// Trains one epoch, then scores: one entry of the history.
+    pub fn epoch(
+        &mut self,
+        data: &FinetuneData,
+        rng: &mut impl Rng,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<EpochRecord, MamlError> {
+        let train_loss = self.train_epoch(data.train, rng, events)?;
+        self.score(data, Some(train_loss), events)
+    }
+
+    /// Writes AdamW's state (moments and step count) to `path` (Burn's burnpack format).
+    pub fn save_optimizer(&self, path: &Path) -> Result<(), MamlError> {
+        self.optimizer
+            .save(path)
+            .map_err(|source| MamlError::OptimizerState {
+                action: "save",
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Resumes from a checkpoint: AdamW's state saved by [`FineTuner::save_optimizer`] and the
+    /// number of epochs already trained. The tuner must hold the checkpoint's weights.
+    pub fn resume(&mut self, optimizer_state: &Path, completed_epochs: usize) -> Result<(), MamlError> {
+        self.optimizer = self.optimizer.clone().load(optimizer_state).map_err(|source| {
+            MamlError::OptimizerState {
+                action: "load",
+                path: optimizer_state.to_path_buf(),
+                source,
+            }
+        })?;
+        self.completed_epochs = completed_epochs;
+        Ok(())
+    }
+}
+
+/// Fine-tunes for `config.epochs` epochs: scores zero-shot first (epoch 0), then trains and
+/// scores each epoch. Returns the final model and one record per epoch (pick the best with
+/// [`crate::best_by_validation`]).
+pub fn finetune(
+    model: BertClassifier,
+    data: &FinetuneData,
+    config: FinetuneConfig,
+    rng: &mut impl Rng,
+    events: &mut dyn FnMut(Event),
+) -> Result<(BertClassifier, Vec<EpochRecord>), MamlError> {
+    let epochs = config.epochs;
+    let mut tuner = FineTuner::new(model, config)?;
+    let mut history = vec![tuner.score(data, None, events)?];
+    while tuner.completed_epochs() < epochs {
+        history.push(tuner.epoch(data, rng, events)?);
+    }
+    Ok((tuner.into_model(), history))
+}

@@ -1,0 +1,466 @@
+//! Meta-training (FOMAML, Reptile; optionally ANIL's head-only inner loop) and test-task
+//! evaluation.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Tensor};
+use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
+use rand::Rng;
+use tasks::{EncodedReview, Episode};
+
+use crate::adapt::{TORCH_ADAM_EPSILON, adapt};
+use crate::config::{MetaAlgorithm, MetaConfig};
+use crate::gradients::{MetaGradient, clip_to_norm, global_norm, weight_difference};
+use crate::tensors::{check_examples, collate_for, device_of, read_floats};
+use crate::{Event, MamlError, Metrics, evaluate};
+
+/// One few-shot task: a support set to adapt on and a query set to score.
+#[derive(Debug, Clone)]
+pub struct Task<'a> {
+    /// The domain the reviews come from.
+    pub domain: &'a str,
+    /// Reviews the copy adapts on.
+    pub support: Vec<&'a EncodedReview>,
+    /// Reviews scored at the adapted weights.
+    pub query: Vec<&'a EncodedReview>,
+}
+
+impl<'a> Task<'a> {
+    /// The task of `episode`, whose indices point into `encoded` (the encoded review set the
+    /// episode was drawn from).
+    pub fn from_episode(
+        episode: &'a Episode,
+        encoded: &'a [EncodedReview],
+    ) -> Result<Self, MamlError> {
+        let pick = |indices: &[usize]| -> Result<Vec<&'a EncodedReview>, MamlError> {
+            indices
+                .iter()
+                .map(|&index| {
+                    encoded.get(index).ok_or_else(|| MamlError::ExampleOutOfRange {
+                        domain: episode.domain.clone(),
+                        index,
+                        len: encoded.len(),
+                    })
+                })
+                .collect()
+        };
+        Ok(Self {
+            domain: &episode.domain,
+            support: pick(&episode.support)?,
+            query: pick(&episode.query)?,
+        })
+    }
+
+    fn check(&self, model: &BertClassifier, max_seq_len: usize) -> Result<(), MamlError> {
+        for (set, examples) in [("support", &self.support), ("query", &self.query)] {
+            if examples.is_empty() {
+                return Err(MamlError::Empty {
+                    what: format!("the {set} set of a task of domain `{}`", self.domain),
+                    fix: "draw episodes with at least one support and one query review",
+                });
+            }
+            check_examples(examples, model, max_seq_len)?;
+        }
+        Ok(())
+    }
+}
+
+/// What one task contributes to an outer step: computed independently of every other task, so
+/// units can be computed anywhere and summed ([`MetaGradient::add`]).
+#[derive(Debug)]
+pub struct TaskUpdate {
+    /// FOMAML: the query-loss gradient at the adapted weights. Reptile: meta − adapted weights.
+    /// Keyed by the meta-model's parameter ids.
+    pub gradient: GradientsParams,
+    /// Loss of each inner batch before its update.
+    pub inner_losses: Vec<f64>,
+    /// Query loss at the adapted weights.
+    pub query_loss: f64,
+    /// Query accuracy at the adapted weights.
+    pub query_accuracy: f64,
+}
+
+impl TaskUpdate {
+    /// Errors if a loss is NaN or infinite, naming the outer step and the task.
+    pub fn check_finite(&self, step: usize, task: usize, domain: &str) -> Result<(), MamlError> {
+        let non_finite = |phase, value| MamlError::NonFiniteTaskLoss {
+            step,
+            task,
+            domain: domain.to_string(),
+            phase,
+            value,
+        };
+        if let Some(&value) = self.inner_losses.iter().find(|loss| !loss.is_finite()) {
+            return Err(non_finite("inner", value));
+        }
+        if !self.query_loss.is_finite() {
+            return Err(non_finite("query", self.query_loss));
+        }
+        Ok(())
+    }
+}
+
+/// What an outer step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OuterStepReport {
+    /// The outer step (1-based).
+    pub step: usize,
+    /// Mean query loss over the tasks.
+    pub mean_query_loss: f64,
+    /// Mean query accuracy over the tasks.
+    pub mean_query_accuracy: f64,
+    /// Global L2 norm of the mean meta-gradient, before clipping.
+    pub grad_norm: f64,
+}
+
+/// Test- or validation-task results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEvaluation {
+    /// Each task's domain and query-set metrics, in task order.
+    pub tasks: Vec<(String, Metrics)>,
+    /// All query sets taken together.
+    pub pooled: Metrics,
+    /// Mean of the tasks' query accuracies (the reference's figure).
+    pub mean_accuracy: f64,
+}
+
+/// The meta-model with its outer optimizer.
+///
+/// Differs from PyTorch's reference in how state lives, not in what it computes: the per-task
+/// copy is a Burn clone (copy-on-write, no deep copy), and parameters are replaced, not mutated,
+/// by each optimizer step, which is why evaluation cannot disturb the meta-weights.
+pub struct MetaLearner {
+    model: BertClassifier,
+    config: MetaConfig,
+    outer_optimizer: ModuleOptimizer,
+    completed_steps: usize,
+    device: Device,
+}
+
+impl MetaLearner {
+    /// Meta-trains `model` on the device its parameters are on (with autodiff).
+    ///
+    /// With `config.inner.dropout` off, the held model's dropout probabilities are set to zero.
+    pub fn new(model: BertClassifier, config: MetaConfig) -> Result<Self, MamlError> {
+        validate(&config)?;
+        let device = device_of(&model).autodiff();
+        // `train()` moves plain tensors onto autodiff (a `fork` alone keeps the source's context).
+        let model = model.fork(&device).train();
+        let model = if config.inner.dropout {
+            model
+        } else {
+            model.without_dropout()
+        };
+        Ok(Self {
+            outer_optimizer: outer_optimizer(&config),
+            model,
+            config,
+            completed_steps: 0,
+            device,
+        })
+    }
+
+    /// The meta-model.
+    pub fn model(&self) -> &BertClassifier {
+        &self.model
+    }
+
+    /// The meta-model, giving up the learner.
+    pub fn into_model(self) -> BertClassifier {
+        self.model
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MetaConfig {
+        &self.config
+    }
+
+    /// Outer steps applied so far (including those before a resume).
+    pub fn completed_steps(&self) -> usize {
+        self.completed_steps
+    }
+
+    /// Adapts a copy of the meta-model to `task` and returns the task's update. The meta-model
+    /// is not modified.
+    pub fn task_update(&self, task: &Task, rng: &mut impl Rng) -> Result<TaskUpdate, MamlError> {
+        task.check(&self.model, self.config.inner.batching.max_seq_len)?;
+        let adapted = adapt(
+            &self.model,
+            &task.support,
+            &self.config.inner,
+            &self.device,
+            rng,
+        );
+        let batch = collate_for(
+            &self.model,
+            &task.query,
+            self.config.inner.batching.padding,
+            self.config.inner.batching.max_seq_len,
+        );
+        let (gradient, query_loss, correct) = match self.config.algorithm {
+            MetaAlgorithm::Fomaml => {
+                let logits = adapted
+                    .model
+                    .forward(&BertInput::from_batch(&batch, &self.device));
+                let labels = labels_tensor(&batch, &self.device);
+                let correct = correct_count(logits.clone().inner(), labels.clone().inner());
+                let loss = cross_entropy(logits, labels);
+                let query_loss = loss.clone().inner();
+                let gradient = GradientsParams::from_grads(loss.backward(), &adapted.model);
+                (gradient, query_loss, correct)
+            }
+            MetaAlgorithm::Reptile { .. } => {
+                let scorer = adapted.model.valid();
+                let plain = self.device.clone().inner();
+                let logits = scorer.forward(&BertInput::from_batch(&batch, &plain));
+                let labels = labels_tensor(&batch, &plain);
+                let correct = correct_count(logits.clone(), labels.clone());
+                let query_loss = cross_entropy(logits, labels);
+                let gradient = weight_difference(&self.model, &adapted.model);
+                (gradient, query_loss, correct)
+            }
+        };
+        // Everything the host needs from this task, in one read-back.
+        let mut values = adapted.inner_losses;
+        values.push(query_loss);
+        values.push(correct);
+        let mut host = read_floats(Tensor::cat(values, 0));
+        let correct = host.pop().expect("pushed above");
+        let query_loss = host.pop().expect("pushed above");
+        Ok(TaskUpdate {
+            gradient,
+            inner_losses: host,
+            query_loss,
+            query_accuracy: correct / task.query.len() as f64,
+        })
+    }
+
+    /// One outer step: adapts to every task, averages their updates and applies the mean.
+    ///
+    /// Seeds the device's random generator (dropout) from `rng` first, so a seeded run is
+    /// reproducible on a deterministic device.
+    pub fn outer_step(
+        &mut self,
+        tasks: &[Task],
+        rng: &mut impl Rng,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<OuterStepReport, MamlError> {
+        if tasks.is_empty() {
+            return Err(MamlError::Empty {
+                what: "the outer batch".into(),
+                fix: "give each outer step at least one task",
+            });
+        }
+        let started = Instant::now();
+        let step = self.completed_steps + 1;
+        self.device.seed(rng.random());
+        let mut meta_gradient = MetaGradient::new();
+        let (mut loss_sum, mut accuracy_sum) = (0.0, 0.0);
+        for (index, task) in tasks.iter().enumerate() {
+            let task_started = Instant::now();
+            let update = self.task_update(task, rng)?;
+            update.check_finite(step, index, task.domain)?;
+            loss_sum += update.query_loss;
+            accuracy_sum += update.query_accuracy;
+            events(Event::TaskAdapted {
+                step,
+                task: index,
+                tasks: tasks.len(),
+                domain: task.domain.to_string(),
+                inner_losses: update.inner_losses.clone(),
+                query_loss: update.query_loss,
+                query_accuracy: update.query_accuracy,
+                elapsed: task_started.elapsed(),
+            });
+            meta_gradient.add(&self.model, update.gradient);
+        }
+        let grad_norm = self.apply(meta_gradient)?;
+        let report = OuterStepReport {
+            step,
+            mean_query_loss: loss_sum / tasks.len() as f64,
+            mean_query_accuracy: accuracy_sum / tasks.len() as f64,
+            grad_norm,
+        };
+        events(Event::OuterStep {
+            step,
+            tasks: tasks.len(),
+            mean_query_loss: report.mean_query_loss,
+            mean_query_accuracy: report.mean_query_accuracy,
+            grad_norm,
+            elapsed: started.elapsed(),
+        });
+        Ok(report)
+    }
+
+    /// Applies the mean of summed task updates with the outer optimizer (clipped to
+    /// `max_grad_norm` if set) and counts the step. Returns the norm before clipping.
+    pub fn apply(&mut self, meta_gradient: MetaGradient) -> Result<f64, MamlError> {
+        let step = self.completed_steps + 1;
+        let mean = meta_gradient.mean(&self.model);
+        let Some(norm) = global_norm(&self.model, &mean) else {
+            return Err(MamlError::Empty {
+                what: "the meta-gradient".into(),
+                fix: "check that the model's parameters require gradients",
+            });
+        };
+        let norm_value = read_floats(norm.clone())[0];
+        if !norm_value.is_finite() {
+            return Err(MamlError::NonFiniteGradient {
+                step,
+                norm: norm_value,
+            });
+        }
+        let mean = match self.config.max_grad_norm {
+            Some(max_norm) => clip_to_norm(&self.model, mean, norm, max_norm),
+            None => mean,
+        };
+        let lr = match self.config.algorithm {
+            MetaAlgorithm::Fomaml => self.config.outer_lr,
+            MetaAlgorithm::Reptile { step_size } => step_size,
+        };
+        self.model = self
+            .outer_optimizer
+            .step(lr, self.model.clone(), mean);
+        self.completed_steps = step;
+        Ok(norm_value)
+    }
+
+    /// Adapts a copy of the meta-model to each task and scores its query set (in batches of the
+    /// inner batch size). The meta-model is left exactly as it was.
+    pub fn evaluate_tasks(
+        &self,
+        tasks: &[Task],
+        rng: &mut impl Rng,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<TaskEvaluation, MamlError> {
+        if tasks.is_empty() {
+            return Err(MamlError::Empty {
+                what: "the list of evaluation tasks".into(),
+                fix: "evaluate at least one task",
+            });
+        }
+        self.device.seed(rng.random());
+        let mut results = Vec::with_capacity(tasks.len());
+        for (index, task) in tasks.iter().enumerate() {
+            let started = Instant::now();
+            task.check(&self.model, self.config.inner.batching.max_seq_len)?;
+            let adapted = adapt(
+                &self.model,
+                &task.support,
+                &self.config.inner,
+                &self.device,
+                rng,
+            );
+            if !adapted.inner_losses.is_empty() {
+                let losses = read_floats(Tensor::cat(adapted.inner_losses, 0));
+                if let Some(&value) = losses.iter().find(|loss| !loss.is_finite()) {
+                    return Err(MamlError::NonFiniteTaskLoss {
+                        step: 0,
+                        task: index,
+                        domain: task.domain.to_string(),
+                        phase: "inner",
+                        value,
+                    });
+                }
+            }
+            let metrics = evaluate(
+                &adapted.model,
+                &task.query,
+                self.config.inner.batching.batch_size,
+            )?;
+            events(Event::TaskEvaluated {
+                task: index,
+                tasks: tasks.len(),
+                domain: task.domain.to_string(),
+                metrics: metrics.clone(),
+                elapsed: started.elapsed(),
+            });
+            results.push((task.domain.to_string(), metrics));
+        }
+        let scored: Vec<Metrics> = results.iter().map(|(_, metrics)| metrics.clone()).collect();
+        Ok(TaskEvaluation {
+            mean_accuracy: scored.iter().map(|m| m.accuracy).sum::<f64>() / scored.len() as f64,
+            pooled: Metrics::pooled(&scored),
+            tasks: results,
+        })
+    }
+
+    /// Writes the outer optimizer's state (Adam moments and step count) to `path` (Burn's
+    /// burnpack format). Write it into a directory that is renamed into place afterwards.
+    pub fn save_optimizer(&self, path: &Path) -> Result<(), MamlError> {
+        self.outer_optimizer
+            .save(path)
+            .map_err(|source| MamlError::OptimizerState {
+                action: "save",
+                path: path.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Resumes from a checkpoint: the outer optimizer's state saved by
+    /// [`MetaLearner::save_optimizer`] and the number of outer steps already applied. The
+    /// learner must hold the checkpoint's weights (parameter ids are derived from names, so the
+    /// state finds its parameters in a freshly loaded model).
+    pub fn resume(&mut self, optimizer_state: &Path, completed_steps: usize) -> Result<(), MamlError> {
+        self.outer_optimizer = self.outer_optimizer.clone().load(optimizer_state).map_err(|source| {
+            MamlError::OptimizerState {
+                action: "load",
+                path: optimizer_state.to_path_buf(),
+                source,
+            }
+        })?;
+        self.completed_steps = completed_steps;
+        Ok(())
+    }
+}
+
+fn outer_optimizer(config: &MetaConfig) -> ModuleOptimizer {
+    match config.algorithm {
+        MetaAlgorithm::Fomaml => AdamConfig::new().with_epsilon(TORCH_ADAM_EPSILON).init(),
+        MetaAlgorithm::Reptile { .. } => SgdConfig::new().init(),
+    }
+}
+
+fn validate(config: &MetaConfig) -> Result<(), MamlError> {
+    let invalid = |setting, value: String, expected| {
+        Err(MamlError::InvalidSetting {
+            setting,
+            value,
+            expected,
+        })
+    };
+    if config.inner.batching.batch_size == 0 {
+        return invalid("inner.batching.batch_size", "0".into(), "at least 1");
+    }
+    if let MetaAlgorithm::Reptile { step_size } = config.algorithm
+        && !(step_size > 0.0 && step_size <= 1.0)
+    {
+        return invalid("algorithm.step_size", step_size.to_string(), "in (0, 1]");
+    }
+    if let Some(max_norm) = config.max_grad_norm
+        && !(max_norm > 0.0 && max_norm.is_finite())
+    {
+        return invalid("max_grad_norm", max_norm.to_string(), "a positive number");
+    }
+    for (setting, lr) in [("inner.lr", config.inner.lr), ("outer_lr", config.outer_lr)] {
+        if !(lr >= 0.0 && lr.is_finite()) {
+            return invalid(setting, lr.to_string(), "a non-negative number");
+        }
+    }
+    Ok(())
+}
+
+/// The number of rows whose arg-max equals the label, as a one-element float tensor.
+fn correct_count(logits: Tensor<2>, labels: Tensor<1, burn::tensor::Int>) -> Tensor<1> {
+    let [rows, _] = logits.dims();
+    logits
+        .argmax(1)
+        .reshape([rows])
+        .equal(labels)
+        .int()
+        .sum()
+        .float()
+}

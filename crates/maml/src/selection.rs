@@ -1,0 +1,118 @@
+//! Choosing checkpoints without looking at the test tasks.
+//!
+//! The reference picked meta-checkpoints by their test-task accuracy, which leaks the test set
+//! into model selection. Here validation episodes are drawn from the *training* domains, from
+//! reviews held out of the pool that meta-training episodes are sampled from, and checkpoints
+//! are compared on those.
+
+use std::collections::BTreeMap;
+
+use dataset::ReviewSet;
+use rand::Rng;
+use rand::seq::SliceRandom;
+use tasks::Episode;
+
+use crate::{MamlError, Metrics};
+
+/// Training reviews split into a meta-training pool and validation episodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationHoldout {
+    /// Training indices left for meta-training episodes (ascending).
+    pub meta_train: Vec<usize>,
+    /// Validation episodes, `episodes_per_domain` per training domain, domains in name order.
+    pub episodes: Vec<Episode>,
+}
+
+/// Holds `episodes_per_domain` episodes of `num_support` + `num_query` reviews out of every
+/// training domain (reviews drawn at random with `rng`); the rest stay for meta-training.
+///
+/// Errors if a domain would keep fewer than `num_support + num_query` reviews for
+/// meta-training.
+pub fn hold_out_validation(
+    set: &ReviewSet,
+    training_indices: &[usize],
+    episodes_per_domain: usize,
+    num_support: usize,
+    num_query: usize,
+    rng: &mut impl Rng,
+) -> Result<ValidationHoldout, MamlError> {
+    let episode_size = num_support + num_query;
+    let mut by_domain: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &index in training_indices {
+        let review = set.reviews.get(index).ok_or(MamlError::ExampleOutOfRange {
+            domain: "(training indices)".into(),
+            index,
+            len: set.reviews.len(),
+        })?;
+        by_domain.entry(&review.domain).or_default().push(index);
+    }
+    let mut meta_train = Vec::with_capacity(training_indices.len());
+    let mut episodes = Vec::new();
+    for (domain, mut indices) in by_domain {
+        let held_out = episodes_per_domain * episode_size;
+        if indices.len() < held_out + episode_size {
+            return Err(MamlError::DomainTooSmall {
+                domain: domain.to_string(),
+                available: indices.len(),
+                held_out,
+                needed: episode_size,
+            });
+        }
+        indices.sort_unstable();
+        indices.shuffle(rng);
+        for chunk in indices[..held_out].chunks(episode_size) {
+            episodes.push(Episode {
+                domain: domain.to_string(),
+                support: chunk[..num_support].to_vec(),
+                query: chunk[num_support..].to_vec(),
+            });
+        }
+        meta_train.extend_from_slice(&indices[held_out..]);
+    }
+    meta_train.sort_unstable();
+    Ok(ValidationHoldout {
+        meta_train,
+        episodes,
+    })
+}
+
+/// The candidate with the highest validation accuracy; ties go to the lower validation loss,
+/// then to the earlier candidate. `None` if there are no candidates.
+pub fn best_by_validation<'a, T>(
+    candidates: impl IntoIterator<Item = (T, &'a Metrics)>,
+) -> Option<T> {
+    let mut best: Option<(T, &Metrics)> = None;
+    for (candidate, metrics) in candidates {
+        let better = match &best {
+            None => true,
+            Some((_, leader)) => {
+                metrics.accuracy > leader.accuracy
+                    || (metrics.accuracy == leader.accuracy && metrics.mean_loss < leader.mean_loss)
+            }
+        };
+        if better {
+            best = Some((candidate, metrics));
+        }
+    }
+    best.map(|(candidate, _)| candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(accuracy: f64, mean_loss: f64) -> Metrics {
+        let mut m = Metrics::from_predictions(&[0], &[0], 0.0, 2);
+        m.accuracy = accuracy;
+        m.mean_loss = mean_loss;
+        m
+    }
+
+    #[test]
+    fn best_by_validation_prefers_accuracy_then_loss_then_earliest() {
+        let scores = [metrics(0.7, 0.5), metrics(0.8, 0.6), metrics(0.8, 0.4), metrics(0.8, 0.4)];
+        let best = best_by_validation(scores.iter().enumerate());
+        assert_eq!(best, Some(2));
+        assert_eq!(best_by_validation(std::iter::empty::<(usize, &Metrics)>()), None);
+    }
+}

@@ -1,0 +1,233 @@
+//! One FOMAML meta-step on the MiniLM golden checkpoint, against transformers
+//! (`fomaml_step` in ../shared/fixtures/minilm-l6-golden/golden.json).
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use dataset::LabelSet;
+use maml::{Batching, Event, MetaConfig, MetaGradient, MetaLearner, Task};
+use model::{BertClassifier, BertInput, HubOptions, NamedTensor, load_classifier, resolve_model};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+use tasks::EncodedReview;
+use test_support::{assert_close, assert_rel, flatten_f64, flatten_i64, minilm_golden};
+
+const REL: f64 = 1e-3;
+
+/// The golden's dropout-free FOMAML: support of 4 in one batch, 2 inner Adam steps and one outer
+/// Adam step, both at lr 1e-3.
+fn golden_config() -> MetaConfig {
+    let mut config = MetaConfig {
+        outer_lr: 1e-3,
+        ..MetaConfig::default()
+    };
+    config.inner.lr = 1e-3;
+    config.inner.epochs = 2;
+    config.inner.batching = Batching::shuffled(4);
+    config.inner.dropout = false;
+    config
+}
+
+fn golden_checkpoint() -> BertClassifier {
+    let dir = resolve_model(
+        test_support::golden_checkpoint_dir().to_str().expect("UTF-8 path"),
+        &HubOptions::from_env(),
+    )
+    .expect("golden checkpoint resolves");
+    load_classifier(&dir, &LabelSet::sentiment(), 0, &Device::flex())
+        .expect("golden checkpoint loads")
+        .0
+}
+
+/// The reviews of a golden batch (`input_ids` etc. padded to the longest), padding removed.
+fn reviews(batch: &Value) -> Vec<EncodedReview> {
+    let rows = |key: &str| -> Vec<Vec<i64>> {
+        batch[key]
+            .as_array()
+            .expect("a list of rows")
+            .iter()
+            .map(flatten_i64)
+            .collect()
+    };
+    let (ids, masks, types) = (rows("input_ids"), rows("attention_mask"), rows("token_type_ids"));
+    let labels = flatten_i64(&batch["labels"]);
+    (0..ids.len())
+        .map(|row| {
+            let len = masks[row].iter().filter(|&&m| m == 1).count();
+            let tokens = |values: &[i64]| values[..len].iter().map(|&v| v as u32).collect();
+            EncodedReview {
+                ids: tokens(&ids[row]),
+                type_ids: tokens(&types[row]),
+                label: labels[row] as usize,
+                source_index: row,
+            }
+        })
+        .collect()
+}
+
+fn probe_input(batch: &Value, device: &Device) -> BertInput {
+    let tensor = |key: &str| {
+        let rows = batch[key].as_array().expect("rows");
+        let values = flatten_i64(&batch[key]);
+        let shape = [rows.len(), values.len() / rows.len()];
+        Tensor::<2, Int>::from_data(TensorData::new(values, shape), device)
+    };
+    BertInput {
+        input_ids: tensor("input_ids"),
+        attention_mask: tensor("attention_mask"),
+        token_type_ids: tensor("token_type_ids"),
+    }
+}
+
+/// Gradients under transformers names in PyTorch layout, by putting them in the parameters'
+/// place and reading the model's state dict.
+fn named(model: &BertClassifier, gradients: &GradientsParams) -> HashMap<String, NamedTensor> {
+    struct Swap<'a>(&'a GradientsParams);
+    impl ModuleMapper for Swap<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, value, mapper) = param.consume();
+            let gradient = self.0.get::<D>(id).unwrap_or_else(|| value.zeros_like());
+            Param::from_mapped_value(id, gradient, mapper)
+        }
+    }
+    model
+        .valid()
+        .map(&mut Swap(gradients))
+        .state_dict()
+        .into_iter()
+        .map(|tensor| (tensor.name.clone(), tensor))
+        .collect()
+}
+
+/// `values[index]` for the golden's index strings (`[:, 0:8]`, `[0:4, 0:4]`, `[0:8]`, `[:]`).
+fn slice(tensor: &NamedTensor, index: &str) -> Vec<f64> {
+    let ranges: Vec<(usize, usize)> = index
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .zip(&tensor.shape)
+        .map(|(part, &dim)| {
+            let (start, stop) = part.trim().split_once(':').expect("start:stop");
+            let parse = |s: &str, default| if s.is_empty() { default } else { s.parse().expect("index") };
+            (parse(start, 0), parse(stop, dim))
+        })
+        .collect();
+    let values = |flat: usize| f64::from(tensor.values[flat]);
+    match ranges.as_slice() {
+        [(a, b)] => (*a..*b).map(values).collect(),
+        [(r0, r1), (c0, c1)] => {
+            let cols = tensor.shape[1];
+            (*r0..*r1)
+                .flat_map(|r| (*c0..*c1).map(move |c| r * cols + c))
+                .map(values)
+                .collect()
+        }
+        _ => panic!("unsupported index {index}"),
+    }
+}
+
+#[test]
+fn fomaml_step_matches_transformers() {
+    let golden = &minilm_golden()["fomaml_step"];
+    let golden_tasks = golden["tasks"].as_array().expect("tasks");
+    let sets: Vec<(Vec<EncodedReview>, Vec<EncodedReview>)> = golden_tasks
+        .iter()
+        .map(|task| (reviews(&task["support"]), reviews(&task["query"])))
+        .collect();
+    let tasks: Vec<Task> = sets
+        .iter()
+        .map(|(support, query)| Task {
+            domain: "golden",
+            support: support.iter().collect(),
+            query: query.iter().collect(),
+        })
+        .collect();
+    let meta = golden_checkpoint();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+
+    // The per-task units and their mean, before the outer step.
+    let units = MetaLearner::new(meta.clone(), golden_config()).expect("valid config");
+    let mut meta_gradient = MetaGradient::new();
+    for (task, expected) in tasks.iter().zip(golden_tasks) {
+        let update = units.task_update(task, &mut rng).expect("task adapts");
+        let inner = flatten_f64(&expected["inner_losses_before_each_step"]);
+        assert_close(&update.inner_losses, &inner, 0.0, REL, "inner losses");
+        let query = expected["query_loss_at_adapted_weights"].as_f64().expect("loss");
+        assert_rel(update.query_loss, query, REL, "query loss");
+        meta_gradient.add(units.model(), update.gradient);
+    }
+    let mean = named(units.model(), &meta_gradient.mean(units.model()));
+    let expected = &golden["meta_gradient_before_outer_step"];
+    for (name, norm) in expected["grad_norms"].as_object().expect("norms") {
+        let tensor = &mean[name];
+        let ours = tensor.values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+        // Some norms are float noise around zero (key biases): an absolute floor for those.
+        let norm = norm.as_f64().expect("norm");
+        assert_close(&[ours], &[norm], 1e-6, REL, &format!("gradient norm of {name}"));
+    }
+    for (name, expected) in expected["grad_slices"].as_object().expect("slices") {
+        let index = expected["index"].as_str().expect("index");
+        let values = flatten_f64(&expected["values"]);
+        let scale = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert_close(
+            &slice(&mean[name], index),
+            &values,
+            1e-4 * scale,
+            REL,
+            &format!("mean gradient {name}{index}"),
+        );
+    }
+
+    // The whole outer step, through the public entry point.
+    let mut learner = MetaLearner::new(meta, golden_config()).expect("valid config");
+    let mut events = Vec::new();
+    learner
+        .outer_step(&tasks, &mut rng, &mut |event| events.push(event))
+        .expect("outer step");
+    let query_losses: Vec<f64> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::TaskAdapted { query_loss, .. } => Some(*query_loss),
+            _ => None,
+        })
+        .collect();
+    let expected_query: Vec<f64> = golden_tasks
+        .iter()
+        .map(|task| task["query_loss_at_adapted_weights"].as_f64().expect("loss"))
+        .collect();
+    assert_close(&query_losses, &expected_query, 0.0, REL, "query losses of the outer step");
+
+    let model = learner.model().valid();
+    let device = Device::flex();
+    let probe = minilm_golden()["batch"].clone();
+    let logits: Vec<f64> = model
+        .forward(&probe_input(&probe, &device))
+        .into_data()
+        .try_into_vec_as::<f64>()
+        .expect("f64 logits");
+    let expected_logits = flatten_f64(&golden["probe_logits_after_meta_step"]);
+    assert_close(&logits, &expected_logits, 1e-5, REL, "probe logits after the meta-step");
+    let state: HashMap<String, NamedTensor> = model
+        .state_dict()
+        .into_iter()
+        .map(|tensor| (tensor.name.clone(), tensor))
+        .collect();
+    let bias: Vec<f64> = state["classifier.bias"].values.iter().map(|&v| f64::from(v)).collect();
+    assert_close(
+        &bias,
+        &flatten_f64(&golden["classifier_bias_after_meta_step"]),
+        0.0,
+        REL,
+        "classifier bias after the meta-step",
+    );
+    let weight = &golden["classifier_weight_after_meta_step_slice"];
+    assert_close(
+        &slice(&state["classifier.weight"], weight["index"].as_str().expect("index")),
+        &flatten_f64(&weight["values"]),
+        0.0,
+        REL,
+        "classifier weight after the meta-step",
+    );
+}

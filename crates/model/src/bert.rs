@@ -1,0 +1,369 @@
+//! transformers' `BertForSequenceClassification` as Burn modules.
+//!
+//! Struct fields are named after the transformers modules they mirror, so that a parameter's
+//! Burn path *is* its transformers name (see [`crate::naming`]); the only spellings that
+//! differ are `layer_norm` (`LayerNorm`), `self_attention` (`self`) and LayerNorm's
+//! `gamma`/`beta` (`weight`/`bias`). Linear weights are stored as Burn does, `[in, out]`.
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::config::{Activation, BertConfig};
+
+/// Added to the attention scores of padding positions: large enough that their softmax weight
+/// is exactly zero in f32, small enough that it never overflows to -inf when added.
+const MASKED_SCORE: f32 = -1.0e9;
+
+/// The inputs of one forward pass, `[batch, seq_len]` each.
+#[derive(Debug, Clone)]
+pub struct BertInput {
+    /// Token ids.
+    pub input_ids: Tensor<2, Int>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Tensor<2, Int>,
+    /// Segment ids (all 0 for single-text classification).
+    pub token_type_ids: Tensor<2, Int>,
+}
+
+impl BertInput {
+    /// Row-major `[batch_size, seq_len]` id, mask and token-type arrays as tensors on `device`
+    /// (pass the model's device).
+    ///
+    /// # Panics
+    ///
+    /// If an array does not hold `batch_size * seq_len` values.
+    pub fn new(
+        input_ids: Vec<i64>,
+        attention_mask: Vec<i64>,
+        token_type_ids: Vec<i64>,
+        [batch_size, seq_len]: [usize; 2],
+        device: &Device,
+    ) -> Self {
+        let tensor = |values: Vec<i64>| {
+            Tensor::from_data(TensorData::new(values, [batch_size, seq_len]), device)
+        };
+        Self {
+            input_ids: tensor(input_ids),
+            attention_mask: tensor(attention_mask),
+            token_type_ids: tensor(token_type_ids),
+        }
+    }
+
+    /// The tensors of a collated batch, on `device` (pass the model's device).
+    pub fn from_batch(batch: &tasks::Batch, device: &Device) -> Self {
+        Self::new(
+            batch.input_ids.clone(),
+            batch.attention_mask.clone(),
+            batch.token_type_ids.clone(),
+            [batch.batch_size, batch.seq_len],
+            device,
+        )
+    }
+}
+
+/// The labels of a collated batch as a `[batch]` tensor for [`cross_entropy`].
+pub fn labels_tensor(batch: &tasks::Batch, device: &Device) -> Tensor<1, Int> {
+    let labels: Vec<i64> = batch.labels.iter().map(|&label| label as i64).collect();
+    let len = labels.len();
+    Tensor::from_data(TensorData::new(labels, [len]), device)
+}
+
+/// Mean cross-entropy over the batch, as `torch.nn.functional.cross_entropy` computes it.
+/// Returns a one-element tensor.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let log_probs = log_softmax(logits, 1);
+    log_probs.gather(1, labels.unsqueeze_dim(1)).mean().neg()
+}
+
+/// What the encoder computes before the classification head.
+#[derive(Debug, Clone)]
+pub struct BertOutput {
+    /// `[batch, seq_len, hidden]`: the last encoder layer's output.
+    pub last_hidden_state: Tensor<3>,
+    /// `[batch, hidden]`: tanh(dense([CLS] state)).
+    pub pooler_output: Tensor<2>,
+}
+
+/// `BertForSequenceClassification`: BERT encoder, pooler, dropout and a linear head.
+#[derive(Module, Debug)]
+pub struct BertClassifier {
+    pub(crate) bert: BertModel,
+    pub(crate) dropout: Dropout,
+    pub(crate) classifier: Linear,
+    #[module(skip)]
+    pub(crate) config: BertConfig,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct BertModel {
+    pub(crate) embeddings: BertEmbeddings,
+    pub(crate) encoder: BertEncoder,
+    pub(crate) pooler: BertPooler,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct BertEmbeddings {
+    pub(crate) word_embeddings: Embedding,
+    pub(crate) position_embeddings: Embedding,
+    pub(crate) token_type_embeddings: Embedding,
+    pub(crate) layer_norm: LayerNorm,
+    pub(crate) dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct BertEncoder {
+    pub(crate) layer: Vec<BertLayer>,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct BertLayer {
+    pub(crate) attention: BertAttention,
+    pub(crate) intermediate: BertIntermediate,
+    pub(crate) output: DenseNormOutput,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct BertAttention {
+    pub(crate) self_attention: BertSelfAttention,
+    pub(crate) output: DenseNormOutput,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct BertSelfAttention {
+    pub(crate) query: Linear,
+    pub(crate) key: Linear,
+    pub(crate) value: Linear,
+    pub(crate) dropout: Dropout,
+    pub(crate) num_heads: usize,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct BertIntermediate {
+    pub(crate) dense: Linear,
+    #[module(skip)]
+    pub(crate) activation: Activation,
+}
+
+/// transformers' `BertSelfOutput` and `BertOutput`: dense, dropout, residual, LayerNorm.
+#[derive(Module, Debug)]
+pub(crate) struct DenseNormOutput {
+    pub(crate) dense: Linear,
+    pub(crate) layer_norm: LayerNorm,
+    pub(crate) dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub(crate) struct BertPooler {
+    pub(crate) dense: Linear,
+}
+
+impl BertClassifier {
+    /// The network `config` describes with `num_labels` outputs, every parameter not yet
+    /// initialised (lazy). Loading and seeded initialisation fill it through
+    /// [`crate::naming::fill_parameters`].
+    pub(crate) fn skeleton(config: &BertConfig, num_labels: usize, device: &Device) -> Self {
+        let activation = config
+            .activation()
+            .expect("configs are validated when they are read");
+        let hidden = config.hidden_size;
+        let linear = |d_in, d_out| LinearConfig::new(d_in, d_out).init(device);
+        let norm = || {
+            LayerNormConfig::new(hidden)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device)
+        };
+        let hidden_dropout = || DropoutConfig::new(config.hidden_dropout_prob).init();
+        let embedding = |n| EmbeddingConfig::new(n, hidden).init(device);
+        let dense_norm = |d_in| DenseNormOutput {
+            dense: linear(d_in, hidden),
+            layer_norm: norm(),
+            dropout: hidden_dropout(),
+        };
+        let layer = || BertLayer {
+            attention: BertAttention {
+                self_attention: BertSelfAttention {
+                    query: linear(hidden, hidden),
+                    key: linear(hidden, hidden),
+                    value: linear(hidden, hidden),
+                    dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
+                    num_heads: config.num_attention_heads,
+                },
+                output: dense_norm(hidden),
+            },
+            intermediate: BertIntermediate {
+                dense: linear(hidden, config.intermediate_size),
+                activation,
+            },
+            output: dense_norm(config.intermediate_size),
+        };
+        Self {
+            bert: BertModel {
+                embeddings: BertEmbeddings {
+                    word_embeddings: embedding(config.vocab_size),
+                    position_embeddings: embedding(config.max_position_embeddings),
+                    token_type_embeddings: embedding(config.type_vocab_size),
+                    layer_norm: norm(),
+                    dropout: hidden_dropout(),
+                },
+                encoder: BertEncoder {
+                    layer: (0..config.num_hidden_layers).map(|_| layer()).collect(),
+                },
+                pooler: BertPooler {
+                    dense: linear(hidden, hidden),
+                },
+            },
+            dropout: DropoutConfig::new(config.classifier_dropout()).init(),
+            classifier: linear(hidden, num_labels),
+            config: config.clone(),
+        }
+    }
+
+    /// A randomly initialised classifier, as transformers initialises a new
+    /// `BertForSequenceClassification`: every linear and embedding weight drawn from
+    /// N(0, initializer_range), biases zero, LayerNorm weight one and bias zero, the padding
+    /// token's embedding zero. The same seed gives the same weights on every device.
+    pub fn init(config: &BertConfig, num_labels: usize, seed: u64, device: &Device) -> Self {
+        let mut source = crate::naming::SeededInit::new(config, seed);
+        crate::naming::fill_parameters(Self::skeleton(config, num_labels, device), &mut source, device)
+            .expect("seeded initialisation cannot fail")
+    }
+
+    /// The config the network was built from.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// Number of classes the head predicts.
+    pub fn num_labels(&self) -> usize {
+        self.classifier.weight.lazy_shape().dims::<2>()[1]
+    }
+
+    /// The longest input (in tokens, special tokens included) the position embeddings cover.
+    pub fn max_sequence_length(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+
+    /// The same network with every dropout probability set to zero: what PyTorch's
+    /// `model.eval()` does to BERT, while gradients still flow (Burn's `valid()` instead also
+    /// leaves autodiff). Used for parity with transformers and for deterministic runs.
+    pub fn without_dropout(mut self) -> Self {
+        let zero = |dropout: &mut Dropout| dropout.prob = 0.0;
+        zero(&mut self.dropout);
+        zero(&mut self.bert.embeddings.dropout);
+        for layer in &mut self.bert.encoder.layer {
+            zero(&mut layer.attention.self_attention.dropout);
+            zero(&mut layer.attention.output.dropout);
+            zero(&mut layer.output.dropout);
+        }
+        self
+    }
+
+    /// Logits `[batch, num_labels]`.
+    pub fn forward(&self, input: &BertInput) -> Tensor<2> {
+        self.classify(self.encode(input).pooler_output)
+    }
+
+    /// The encoder's hidden states and pooled [CLS] representation.
+    ///
+    /// # Panics
+    ///
+    /// If the sequence is longer than [`Self::max_sequence_length`] (callers truncate).
+    pub fn encode(&self, input: &BertInput) -> BertOutput {
+        let [batch, seq_len] = input.input_ids.dims();
+        assert!(
+            seq_len <= self.config.max_position_embeddings,
+            "input of {seq_len} tokens is longer than the model's {} positions; truncate it",
+            self.config.max_position_embeddings
+        );
+        // Built once per forward and shared by every layer: 0 where attended, MASKED_SCORE at
+        // padding, shaped to broadcast over heads and query positions.
+        let mask = (input.attention_mask.clone().float() - 1.0) * (-MASKED_SCORE);
+        let mask = mask.reshape([batch, 1, 1, seq_len]);
+        let mut hidden = self.bert.embeddings.forward(input);
+        for layer in &self.bert.encoder.layer {
+            hidden = layer.forward(hidden, mask.clone());
+        }
+        let hidden_size = self.config.hidden_size;
+        let cls = hidden.clone().slice([0..batch, 0..1]).reshape([batch, hidden_size]);
+        let pooler_output = self.bert.pooler.dense.forward(cls).tanh();
+        BertOutput {
+            last_hidden_state: hidden,
+            pooler_output,
+        }
+    }
+
+    /// Dropout and the linear head on pooled representations `[batch, hidden]`: the part ANIL
+    /// adapts.
+    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
+        self.classifier.forward(self.dropout.forward(pooled))
+    }
+}
+
+impl BertEmbeddings {
+    fn forward(&self, input: &BertInput) -> Tensor<3> {
+        let [_, seq_len] = input.input_ids.dims();
+        let words = self.word_embeddings.forward(input.input_ids.clone());
+        let types = self.token_type_embeddings.forward(input.token_type_ids.clone());
+        // Positions 0..seq_len for every row: a slice of the table, broadcast over the batch.
+        let positions = self
+            .position_embeddings
+            .weight
+            .val()
+            .slice([0..seq_len])
+            .unsqueeze_dim::<3>(0);
+        let embedded = words + types + positions;
+        self.dropout.forward(self.layer_norm.forward(embedded))
+    }
+}
+
+impl BertLayer {
+    fn forward(&self, hidden: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
+        let attended = self.attention.self_attention.forward(hidden.clone(), mask);
+        let attended = self.attention.output.forward(attended, hidden);
+        let intermediate = self.intermediate.forward(attended.clone());
+        self.output.forward(intermediate, attended)
+    }
+}
+
+impl BertSelfAttention {
+    fn forward(&self, hidden: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
+        let [batch, seq_len, width] = hidden.dims();
+        let head_size = width / self.num_heads;
+        let heads = |x: Tensor<3>| {
+            x.reshape([batch, seq_len, self.num_heads, head_size])
+                .swap_dims(1, 2)
+        };
+        let query = heads(self.query.forward(hidden.clone()));
+        let key = heads(self.key.forward(hidden.clone()));
+        let value = heads(self.value.forward(hidden));
+        let scores = query.matmul(key.swap_dims(2, 3)) * (1.0 / (head_size as f64).sqrt()) + mask;
+        let probs = self.dropout.forward(softmax(scores, 3));
+        probs
+            .matmul(value)
+            .swap_dims(1, 2)
+            .reshape([batch, seq_len, width])
+    }
+}
+
+impl BertIntermediate {
+    fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let x = self.dense.forward(hidden);
+        match self.activation {
+            Activation::Gelu => gelu(x),
+            Activation::GeluTanh => gelu_approximate(x),
+            Activation::Relu => relu(x),
+        }
+    }
+}
+
+impl DenseNormOutput {
+    fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        let x = self.dropout.forward(self.dense.forward(hidden));
+        self.layer_norm.forward(x + residual)
+    }
+}

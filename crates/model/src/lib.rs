@@ -1,0 +1,78 @@
+//! The BERT sequence classifier Meta-BERT trains: transformers' `BertForSequenceClassification`
+//! written with Burn, loaded from and saved as Hugging Face weights, on any Burn device.
+//!
+//! - [`BertConfig`]: `config.json`; every size of the network comes from it.
+//! - [`BertClassifier`]: embeddings (word + position + token type, LayerNorm) → post-norm
+//!   encoder with exact (erf) GELU → tanh pooler on [CLS] → dropout → linear head.
+//!   [`BertClassifier::forward`] gives logits, [`BertClassifier::encode`] the hidden states and
+//!   pooled output, [`BertClassifier::classify`] the head alone (for ANIL); [`cross_entropy`] is
+//!   PyTorch's mean cross-entropy.
+//! - [`resolve_model`] finds a model (local directory, our checkpoint, or Hugging Face id via
+//!   the hub cache), [`load_classifier`] loads it (`model.safetensors` or `pytorch_model.bin`),
+//!   [`save_checkpoint`] writes a directory transformers loads, atomically.
+//! - [`BackendKind`] turns `--backend` into a [`burn::tensor::Device`]: the one place a device
+//!   is made.
+//!
+//! # Where this differs from PyTorch
+//!
+//! - **Dropout.** Burn applies dropout only when the module is in training state *and* its
+//!   tensors are on an autodiff device. `model.valid()` (plain device, no gradients) is
+//!   PyTorch's `model.eval()` + `torch.no_grad()`. For gradients without dropout, PyTorch's
+//!   `model.eval()` + `backward()`, use [`BertClassifier::without_dropout`], which sets every
+//!   dropout probability to zero; the parity tests do that.
+//! - **Linear weights** are stored `[in, out]` (Burn), not `[out, in]`; names and layouts are
+//!   translated to transformers' when loading, saving, and in [`BertClassifier::state_dict`] /
+//!   [`BertClassifier::named_gradients`].
+//! - **Parameter ids** are derived from transformers names, so they are the same in every
+//!   process that loads the same architecture (optimizer state can be matched on resume).
+//! - **Attention mask.** Padding positions get −1e9 added to their scores (transformers adds
+//!   the most negative f32); both give them exactly zero weight.
+//! - Only f32 is supported; f16/bf16 weights are converted to f32 when loaded.
+//!
+//! # Example
+//!
+//! ```
+//! use burn::tensor::{Device, Int, Tensor, TensorData};
+//! use model::{BertClassifier, BertConfig, BertInput, cross_entropy};
+//!
+//! let config = BertConfig::from_json(
+//!     r#"{"vocab_size": 100, "hidden_size": 16, "num_hidden_layers": 2,
+//!         "num_attention_heads": 4, "intermediate_size": 32, "max_position_embeddings": 64}"#,
+//! )
+//! .unwrap();
+//! let device = Device::flex().autodiff();
+//! let model = BertClassifier::init(&config, 2, 42, &device).without_dropout();
+//! // Two texts of 3 tokens, the second padded.
+//! let input = BertInput::new(
+//!     vec![1, 5, 2, 1, 7, 0],
+//!     vec![1, 1, 1, 1, 1, 0],
+//!     vec![0; 6],
+//!     [2, 3],
+//!     &device,
+//! );
+//! let logits = model.forward(&input);
+//! assert_eq!(logits.dims(), [2, 2]);
+//! let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
+//! let gradients = cross_entropy(logits, labels).backward();
+//! assert_eq!(model.named_gradients(&gradients).len(), model.state_dict().len());
+//! ```
+
+mod backend;
+mod bert;
+mod checkpoint;
+mod config;
+mod error;
+mod hub;
+mod load;
+mod naming;
+mod weights;
+
+pub use backend::{BackendError, BackendKind};
+pub use bert::{BertClassifier, BertInput, BertOutput, cross_entropy, labels_tensor};
+pub use checkpoint::{CheckpointMeta, METADATA_FILE, save_checkpoint};
+pub use config::{Activation, BertConfig};
+pub use error::ModelError;
+pub use hub::{DEFAULT_MODEL, HubOptions, ModelDir, TOKENIZER_FILES, resolve_model};
+pub use load::{LoadReport, load_classifier};
+pub use naming::NamedTensor;
+pub use weights::WEIGHT_FILES;

@@ -1,0 +1,37 @@
+//! The forward pass on the wgpu backend matches transformers (tiny fixture: on Mesa's software
+//! Vulkan driver the first run compiles shaders for minutes). Without a usable adapter this
+//! test fails, naming what to install, unless `METABERT_SKIP_WGPU=1`.
+#![cfg(feature = "wgpu")]
+
+use dataset::LabelSet;
+use model::{BackendKind, BertInput, ModelDir, load_classifier};
+use test_support::{assert_close, flatten_f64, flatten_i64};
+
+#[test]
+fn wgpu_forward_matches_transformers() {
+    let device = match BackendKind::Wgpu.device() {
+        Ok(device) => device,
+        Err(error) if std::env::var("METABERT_SKIP_WGPU").as_deref() == Ok("1") => {
+            eprintln!("skipping the wgpu parity test (METABERT_SKIP_WGPU=1): {error}");
+            return;
+        }
+        Err(error) => panic!("{error} (set METABERT_SKIP_WGPU=1 to skip this test)"),
+    };
+    let golden = test_support::tiny_bert_golden();
+    let labels =
+        LabelSet::new(vec!["negative".into(), "neutral".into(), "positive".into()]).unwrap();
+    let dir = ModelDir::open(&test_support::tiny_bert_dir()).unwrap();
+    let (model, _) = load_classifier(&dir, &labels, 0, &device).unwrap();
+    let batch = &golden["batch"];
+    let ids = flatten_i64(&batch["input_ids"]);
+    let batch_size = batch["input_ids"].as_array().unwrap().len();
+    let input = BertInput::new(
+        ids.clone(),
+        flatten_i64(&batch["attention_mask"]),
+        flatten_i64(&batch["token_type_ids"]),
+        [batch_size, ids.len() / batch_size],
+        &device,
+    );
+    let logits: Vec<f64> = model.forward(&input).into_data().convert::<f64>().try_into_vec().unwrap();
+    assert_close(&logits, &flatten_f64(&golden["logits"]), 1e-4, 0.0, "wgpu logits");
+}

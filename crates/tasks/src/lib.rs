@@ -1,0 +1,60 @@
+//! Seeded support/query episodes, tokenisation and batching for Meta-BERT.
+//!
+//! [`EpisodeSampler`] draws meta-training tasks as the reference does (a domain, then
+//! `num_support + num_query` distinct reviews of it) from an explicit seed, through ChaCha8, so
+//! the same seed gives the same tasks on any machine; its [`SamplerState`] saves and restores the
+//! stream for resumed runs. [`test_episodes`] builds the fixed test tasks. [`TextEncoder`]
+//! tokenises with a model directory's tokenizer, truncating instead of failing on long reviews;
+//! [`collate`] pads encoded reviews into a [`Batch`] and [`plan_batches`] decides which reviews
+//! share one.
+//!
+//! # Example
+//!
+//! ```
+//! use dataset::ReviewSet;
+//! use rand::SeedableRng;
+//! use tasks::{BatchOrder, DomainSampling, EpisodeConfig, EpisodeSampler, Padding, TextEncoder};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("reviews.csv");
+//! let mut csv = String::from("text,label,domain\n");
+//! for i in 0..6 {
+//!     let label = if i % 2 == 0 { "positive" } else { "negative" };
+//!     csv.push_str(&format!("review number {i} of books,{label},books\n"));
+//! }
+//! std::fs::write(&path, csv).unwrap();
+//! let set = ReviewSet::load(&path).unwrap();
+//!
+//! let config = EpisodeConfig { num_support: 3, num_query: 2, sampling: DomainSampling::ByReview };
+//! let pool: Vec<usize> = (0..set.len()).collect();
+//! let mut sampler = EpisodeSampler::new(&set, &pool, config, 42).unwrap();
+//! let saved = sampler.state();
+//! let episode = sampler.sample();
+//! assert_eq!((episode.support.len(), episode.query.len()), (3, 2));
+//! sampler.restore(&saved);
+//! assert_eq!(sampler.sample(), episode);
+//!
+//! let encoder =
+//!     TextEncoder::from_model_dir(&test_support::minilm_dir(), 8, Padding::Longest).unwrap();
+//! let encoded = encoder.encode_set(&set).unwrap();
+//! let support: Vec<_> = episode.support.iter().map(|&i| &encoded[i]).collect();
+//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+//! for positions in tasks::plan_batches(&support, 2, BatchOrder::LengthBucketed, &mut rng) {
+//!     let rows: Vec<_> = positions.iter().map(|&p| support[p]).collect();
+//!     let batch = encoder.collate(&rows);
+//!     assert_eq!(batch.input_ids.len(), batch.batch_size * batch.seq_len);
+//!     assert!(batch.seq_len <= 8);
+//! }
+//! ```
+
+mod batch;
+mod encode;
+mod episodes;
+mod error;
+
+pub use batch::{Batch, BatchOrder, EncodedReview, Padding, collate, plan_batches};
+pub use encode::{DEFAULT_MAX_SEQ_LEN, EncodedText, TextEncoder};
+pub use episodes::{
+    DomainSampling, Episode, EpisodeConfig, EpisodeSampler, SamplerState, test_episodes,
+};
+pub use error::TaskError;

@@ -1,0 +1,144 @@
+//! Test helpers shared by every crate of the workspace (a dev-dependency only).
+//!
+//! Tests read real assets from `../shared` beside the repository (or from the directory named by
+//! `METABERT_SHARED`): the review file, the MiniLM model and the PyTorch goldens. This crate is
+//! the one place that knows where they are and how close "equal to PyTorch" has to be.
+//!
+//! # Example
+//!
+//! ```
+//! let golden = test_support::minilm_golden();
+//! assert!(golden["forward"]["logits"].is_array());
+//! test_support::assert_close(&[1.0, 2.0], &[1.0, 2.00001], 1e-4, 0.0, "logits");
+//! ```
+
+use std::path::PathBuf;
+
+/// The read-only assets directory: `$METABERT_SHARED`, else `../shared` beside the workspace.
+pub fn shared_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("METABERT_SHARED") {
+        return PathBuf::from(dir);
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = workspace.join("../shared");
+    assert!(
+        dir.is_dir(),
+        "test assets not found at {}: clone the repository beside `shared/` or set METABERT_SHARED",
+        dir.display()
+    );
+    dir.canonicalize().expect("shared dir exists")
+}
+
+/// The reference-format review file with 10 domains.
+pub fn reviews_path() -> PathBuf {
+    shared_dir().join("data/amazon-reviews/dataset.json")
+}
+
+/// all-MiniLM-L6-v2: a base `BertModel` without `bert.` prefix, pooler or classifier head.
+pub fn minilm_dir() -> PathBuf {
+    shared_dir().join("models/all-MiniLM-L6-v2")
+}
+
+/// bert-base-uncased's config and tokenizer, without weights.
+pub fn bert_base_config_dir() -> PathBuf {
+    shared_dir().join("models/bert-base-uncased-config")
+}
+
+/// The 2-label `BertForSequenceClassification` checkpoint that the goldens were computed on.
+pub fn golden_checkpoint_dir() -> PathBuf {
+    shared_dir().join("fixtures/minilm-l6-golden/checkpoint")
+}
+
+/// The tiny random 3-label BERT saved as `pytorch_model.bin`.
+pub fn tiny_bert_dir() -> PathBuf {
+    shared_dir().join("fixtures/tiny-bert-bin")
+}
+
+fn read_json(path: PathBuf) -> serde_json::Value {
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// `fixtures/minilm-l6-golden/golden.json`, computed by PyTorch + transformers.
+pub fn minilm_golden() -> serde_json::Value {
+    read_json(shared_dir().join("fixtures/minilm-l6-golden/golden.json"))
+}
+
+/// `fixtures/tiny-bert-bin/golden.json`, computed by PyTorch + transformers.
+pub fn tiny_bert_golden() -> serde_json::Value {
+    read_json(tiny_bert_dir().join("golden.json"))
+}
+
+/// Flattens a (nested) JSON array of numbers, row-major.
+pub fn flatten_f64(value: &serde_json::Value) -> Vec<f64> {
+    match value {
+        serde_json::Value::Array(items) => items.iter().flat_map(flatten_f64).collect(),
+        serde_json::Value::Number(n) => vec![n.as_f64().expect("finite number")],
+        other => panic!("expected numbers, found {other}"),
+    }
+}
+
+/// Flattens a (nested) JSON array of integers, row-major.
+pub fn flatten_i64(value: &serde_json::Value) -> Vec<i64> {
+    flatten_f64(value).into_iter().map(|x| x as i64).collect()
+}
+
+/// Asserts `|actual - expected| <= abs + rel * |expected|` element-wise, naming the first
+/// offending index and the largest deviation.
+pub fn assert_close(actual: &[f64], expected: &[f64], abs: f64, rel: f64, what: &str) {
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "{what}: {} values, expected {}",
+        actual.len(),
+        expected.len()
+    );
+    let mut worst = (0usize, 0.0f64);
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let deviation = (a - e).abs();
+        assert!(
+            deviation <= abs + rel * e.abs(),
+            "{what}[{i}]: got {a}, expected {e} (|diff| {deviation:.3e} > abs {abs:e} + rel {rel:e})"
+        );
+        if deviation > worst.1 {
+            worst = (i, deviation);
+        }
+    }
+}
+
+/// Relative error `|a - e| / |e|`, for scalars such as losses and gradient norms.
+pub fn assert_rel(actual: f64, expected: f64, rel: f64, what: &str) {
+    let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
+    assert!(
+        err <= rel,
+        "{what}: got {actual}, expected {expected} (relative error {err:.3e} > {rel:e})"
+    );
+}
+
+/// Writes a small synthetic review file (a JSON list, the reference's format) to `path`:
+/// `count` reviews for each `(domain, count)`, labels alternating positive/negative, texts of
+/// varied length with words that give the label away. For fast end-to-end tests.
+pub fn write_review_file(path: &std::path::Path, domains: &[(&str, usize)]) {
+    const POSITIVE: [&str; 4] = ["great", "wonderful", "excellent", "love"];
+    const NEGATIVE: [&str; 4] = ["terrible", "broken", "awful", "waste"];
+    let mut reviews = Vec::new();
+    for (domain, count) in domains {
+        for index in 0..*count {
+            let positive = index % 2 == 0;
+            let words = if positive { POSITIVE } else { NEGATIVE };
+            let mut text = format!("this {domain} item number {index} is");
+            for repeat in 0..(index % 5 + 1) {
+                text.push(' ');
+                text.push_str(words[(index + repeat) % words.len()]);
+            }
+            reviews.push(serde_json::json!({
+                "text": text,
+                "label": if positive { "positive" } else { "negative" },
+                "domain": domain,
+            }));
+        }
+    }
+    let json = serde_json::to_string_pretty(&reviews).expect("JSON serialises");
+    std::fs::write(path, json).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}

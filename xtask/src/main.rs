@@ -1,0 +1,236 @@
+//! Project automation, run as `cargo xtask <command>`:
+//! - `fetch-data`: download the reference review file and verify its git blob id;
+//! - `reproduce`: run the reference's experiment grid through `meta-bert` and summarise it.
+
+mod contract;
+mod fetch;
+mod plan;
+mod plot;
+mod preset;
+mod reproduce;
+mod summary;
+
+use std::env;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::fetch::{FetchOutcome, REFERENCE_BLOB_SHA1, REFERENCE_DATA_URL, fetch_verified};
+use crate::preset::Preset;
+use crate::reproduce::{ReproduceConfig, reproduce};
+
+/// Where `data/dataset.json` and `runs/` live, whatever directory `cargo xtask` is run from.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits one level below the workspace root")
+        .to_path_buf()
+}
+
+#[derive(Parser)]
+#[command(about = "meta-bert project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Download the reference dataset.json and verify it against its git blob id.
+    FetchData {
+        /// Source URL [default: $METABERT_DATA_URL, else the reference repository's file].
+        #[arg(long)]
+        url: Option<String>,
+        /// Expected git blob SHA-1 of the file.
+        #[arg(long, default_value = REFERENCE_BLOB_SHA1)]
+        sha1: String,
+        /// Destination [default: data/dataset.json in the workspace].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run the experiment grid (meta-training, fine-tuning, zero-shot) and write the summary.
+    Reproduce {
+        /// Grid and sizes: quick (CPU, minutes) or paper (the reference's, for a GPU).
+        #[arg(long, default_value = "quick")]
+        preset: Preset,
+        /// Passed to every meta-bert run as --backend [default: the CLI's].
+        #[arg(long)]
+        backend: Option<String>,
+        /// Number of seeds (1..=N) [default: the preset's].
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Directory for summary.md, summary.csv and the plot [default: results/ in the workspace].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Directory holding one directory per preset of runs [default: runs/ in the workspace].
+        #[arg(long)]
+        runs: Option<PathBuf>,
+        /// Review file [default: $METABERT_DATA, else the preset's, else data/dataset.json,
+        /// fetched if missing].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Pre-trained model: local directory or hub id [default: the preset's].
+        #[arg(long)]
+        bert_model: Option<String>,
+        /// Cargo features for building the CLI, e.g. `cuda` or `tch`.
+        #[arg(long)]
+        cli_features: Option<String>,
+        /// Go on with the remaining runs after one fails.
+        #[arg(long)]
+        keep_going: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let root = workspace_root();
+    match Cli::parse().command {
+        Task::FetchData { url, sha1, out } => {
+            let out = match out {
+                Some(out) => std::path::absolute(out)?,
+                None => root.join("data").join("dataset.json"),
+            };
+            let url = data_url(url);
+            match fetch_verified(&url, &sha1, &out)? {
+                FetchOutcome::AlreadyPresent => {
+                    println!("{} already holds git blob {sha1}", out.display());
+                }
+                FetchOutcome::Downloaded { bytes } => {
+                    println!("wrote {} ({bytes} bytes, git blob {sha1})", out.display());
+                }
+            }
+            Ok(())
+        }
+        Task::Reproduce {
+            preset,
+            backend,
+            seeds,
+            out,
+            runs,
+            data,
+            bert_model,
+            cli_features,
+            keep_going,
+        } => {
+            let config = ReproduceConfig {
+                seeds: (1..=seeds.unwrap_or(preset.seeds)).collect(),
+                bin: meta_bert_binary(&root, cli_features.as_deref())?,
+                bert_model: resolve_model(&preset, bert_model, &root)?,
+                data: resolve_data(&preset, data, &root)?,
+                backend,
+                runs_dir: absolute_or(runs, &root, "runs")?.join(preset.name),
+                out_dir: absolute_or(out, &root, "results")?,
+                keep_going,
+                work_dir: root,
+                preset,
+            };
+            if config.seeds.is_empty() {
+                bail!("--seeds must be at least 1");
+            }
+            println!(
+                "reproduce `{}`: model {}, data {}, seeds {:?}, runs in {}",
+                config.preset.name,
+                config.bert_model,
+                config.data.display(),
+                config.seeds,
+                config.runs_dir.display()
+            );
+            reproduce(&config).map(|_| ())
+        }
+    }
+}
+
+/// A path the user gave, made absolute against the current directory; else `root/default`.
+fn absolute_or(flag: Option<PathBuf>, root: &Path, default: &str) -> Result<PathBuf> {
+    Ok(match flag {
+        Some(path) => std::path::absolute(path)?,
+        None => root.join(default),
+    })
+}
+
+fn data_url(flag: Option<String>) -> String {
+    flag.or_else(|| env::var("METABERT_DATA_URL").ok())
+        .unwrap_or_else(|| REFERENCE_DATA_URL.to_owned())
+}
+
+/// `--data`, else `$METABERT_DATA`, else the preset's local file, else `data/dataset.json`,
+/// downloaded and verified first if missing.
+fn resolve_data(preset: &Preset, flag: Option<PathBuf>, root: &Path) -> Result<PathBuf> {
+    if let Some(path) = flag.or_else(|| env::var_os("METABERT_DATA").map(PathBuf::from)) {
+        if !path.is_file() {
+            bail!("review file `{}` does not exist", path.display());
+        }
+        return Ok(std::path::absolute(path)?);
+    }
+    if let Some(local) = preset.local_data.map(|local| root.join(local))
+        && local.is_file()
+    {
+        return Ok(local);
+    }
+    let path = root.join("data").join("dataset.json");
+    if !path.is_file() {
+        println!("{} is missing: fetching the reference file", path.display());
+        fetch_verified(&data_url(None), REFERENCE_BLOB_SHA1, &path).with_context(|| {
+            format!(
+                "no review file for preset `{}`: pass --data with a JSON list of \
+                 {{text, label, domain}} (e.g. ../shared/data/amazon-reviews/dataset.json)",
+                preset.name
+            )
+        })?;
+    }
+    Ok(path)
+}
+
+/// `--bert-model`, else the preset's local model directory when present, else its hub id.
+/// Local directories are made absolute, since the runs do not share our working directory.
+fn resolve_model(preset: &Preset, flag: Option<String>, root: &Path) -> Result<String> {
+    let spec = flag.unwrap_or_else(|| match preset.local_model.map(|local| root.join(local)) {
+        Some(local) if local.is_dir() => local.display().to_string(),
+        _ => preset.hub_model.to_owned(),
+    });
+    if Path::new(&spec).exists() {
+        return Ok(std::path::absolute(&spec)?.display().to_string());
+    }
+    Ok(spec)
+}
+
+/// `$METABERT_BIN` when set (tests point it at a stand-in); else builds package `cli` with the
+/// dev profile, as the tests do, and returns the executable cargo reports, which honours
+/// CARGO_TARGET_DIR and any cargo configuration.
+fn meta_bert_binary(root: &Path, features: Option<&str>) -> Result<PathBuf> {
+    if let Some(bin) = env::var_os("METABERT_BIN") {
+        return Ok(std::path::absolute(bin)?);
+    }
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(root)
+        .args(["build", "--package", "cli", "--bin", "meta-bert"])
+        .arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped());
+    if let Some(features) = features {
+        command.args(["--features", features]);
+    }
+    println!("building meta-bert (cargo build --package cli)");
+    let mut child = command.spawn().context("cannot run cargo build")?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut executable = None;
+    for line in BufReader::new(stdout).lines() {
+        let message: serde_json::Value =
+            serde_json::from_str(&line.context("cannot read cargo's output")?)
+                .context("cargo printed a line that is not JSON")?;
+        if message["reason"] == "compiler-artifact"
+            && message["target"]["name"] == "meta-bert"
+            && let Some(path) = message["executable"].as_str()
+        {
+            executable = Some(PathBuf::from(path));
+        }
+    }
+    let status = child.wait().context("cannot wait for cargo build")?;
+    if !status.success() {
+        bail!("cargo build --package cli failed ({status})");
+    }
+    executable.context("cargo build reported no meta-bert executable")
+}

@@ -1,0 +1,173 @@
+//! The experiment grids `cargo xtask reproduce` runs: the ONE table to edit to resize them.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// How many training domains a run uses: the `--num-domain` value of the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DomainCount {
+    /// The given number of smallest training domains.
+    Count(usize),
+    /// Every training domain.
+    All,
+}
+
+impl fmt::Display for DomainCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainCount::Count(count) => write!(f, "{count}"),
+            DomainCount::All => f.write_str("all"),
+        }
+    }
+}
+
+/// Meta-training sizes, one field per `meta-bert meta-train` flag of the same name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetaTrainSizes {
+    pub epochs: usize,
+    pub outer_batch_size: usize,
+    pub inner_batch_size: usize,
+    pub inner_update_step: usize,
+    pub inner_update_step_eval: usize,
+    pub num_support: usize,
+    pub num_query: usize,
+    pub num_test_task: usize,
+    pub outer_update_lr: f64,
+    pub inner_update_lr: f64,
+    pub eval_every: usize,
+}
+
+/// Fine-tuning sizes, one field per `meta-bert finetune` flag of the same name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinetuneSizes {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+}
+
+/// One experiment grid with the sizes of every run in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preset {
+    pub name: &'static str,
+    /// Seeds 1..=seeds unless `--seeds` says otherwise.
+    pub seeds: u64,
+    pub max_seq_len: usize,
+    /// D values, used both for meta-training and for fine-tuning.
+    pub num_domains: &'static [DomainCount],
+    /// num_train_task values of meta-training.
+    pub num_train_tasks: &'static [usize],
+    pub meta_train: MetaTrainSizes,
+    pub finetune: FinetuneSizes,
+    /// The model, relative to the workspace root, used when that directory exists...
+    pub local_model: Option<&'static str>,
+    /// ...else this Hugging Face hub id (or path).
+    pub hub_model: &'static str,
+    /// The review file, relative to the workspace root, used when present; else
+    /// `data/dataset.json`, fetched from the reference repository if missing.
+    pub local_data: Option<&'static str>,
+}
+
+/// The reference's sizes (pjlintw/Meta-BERT run_meta_training.py and run_finetuning.py defaults,
+/// and its scripts' grid): for a GPU.
+pub const PAPER: Preset = Preset {
+    name: "paper",
+    seeds: 3,
+    max_seq_len: 256,
+    num_domains: &[
+        DomainCount::Count(1),
+        DomainCount::Count(3),
+        DomainCount::Count(5),
+        DomainCount::All,
+    ],
+    num_train_tasks: &[10, 50, 100],
+    meta_train: MetaTrainSizes {
+        epochs: 3,
+        outer_batch_size: 5,
+        inner_batch_size: 16,
+        inner_update_step: 10,
+        inner_update_step_eval: 10,
+        num_support: 80,
+        num_query: 20,
+        num_test_task: 3,
+        outer_update_lr: 5e-5,
+        inner_update_lr: 5e-5,
+        eval_every: 2,
+    },
+    finetune: FinetuneSizes {
+        epochs: 10,
+        batch_size: 32,
+        learning_rate: 5e-5,
+    },
+    local_model: None,
+    hub_model: "bert-base-uncased",
+    local_data: None,
+};
+
+/// A small grid with small tasks on MiniLM, meant to finish in minutes on a 2-core CPU.
+pub const QUICK: Preset = Preset {
+    name: "quick",
+    seeds: 1,
+    max_seq_len: 128,
+    num_domains: &[DomainCount::Count(1), DomainCount::Count(3)],
+    num_train_tasks: &[10],
+    meta_train: MetaTrainSizes {
+        epochs: 1,
+        outer_batch_size: 5,
+        inner_batch_size: 8,
+        inner_update_step: 1,
+        inner_update_step_eval: 1,
+        num_support: 16,
+        num_query: 8,
+        num_test_task: 3,
+        outer_update_lr: 5e-5,
+        inner_update_lr: 5e-5,
+        eval_every: 1,
+    },
+    finetune: FinetuneSizes {
+        epochs: 1,
+        batch_size: 16,
+        learning_rate: 5e-5,
+    },
+    local_model: Some("../shared/models/all-MiniLM-L6-v2"),
+    hub_model: "sentence-transformers/all-MiniLM-L6-v2",
+    local_data: Some("../shared/data/amazon-reviews/dataset.json"),
+};
+
+impl FromStr for Preset {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [QUICK, PAPER]
+            .into_iter()
+            .find(|preset| preset.name == name)
+            .ok_or_else(|| format!("unknown preset `{name}`; choose quick or paper"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_found_by_name() {
+        assert_eq!("quick".parse::<Preset>().unwrap(), QUICK);
+        assert_eq!("paper".parse::<Preset>().unwrap(), PAPER);
+        assert!(
+            "huge"
+                .parse::<Preset>()
+                .unwrap_err()
+                .contains("quick or paper")
+        );
+    }
+
+    #[test]
+    fn paper_grid_is_the_references() {
+        assert_eq!(PAPER.num_train_tasks, &[10, 50, 100]);
+        assert_eq!(PAPER.num_domains.len(), 4);
+        assert_eq!(PAPER.num_domains[3].to_string(), "all");
+        assert_eq!(
+            (PAPER.meta_train.num_support, PAPER.meta_train.num_query),
+            (80, 20)
+        );
+    }
+}
