@@ -9,7 +9,11 @@ fn main() {
     let version = text
         .split("[[package]]")
         .find(|package| package.contains("\nname = \"burn\"\n"))
-        .and_then(|package| package.lines().find_map(|line| line.strip_prefix("version = ")))
+        .and_then(|package| {
+            package
+                .lines()
+                .find_map(|line| line.strip_prefix("version = "))
+        })
         .map(|quoted| quoted.trim_matches('"').to_string())
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=METABERT_BURN_VERSION={version}");

@@ -53,7 +53,7 @@ pub fn fetch_verified(url: &str, expected_blob_sha1: &str, out: &Path) -> Result
     if actual != expected {
         bail!(
             "download from {url} has git blob id {actual}, expected {expected} ({} bytes); \
-             the file at that address is not the reference file, so `{}` was left untouched. \
+             the file at that address is not the expected one, so nothing was written to `{}`. \
              Check --url, or pass --sha1 if you mean to fetch a different file",
             content.len(),
             out.display()
@@ -168,7 +168,7 @@ mod tests {
         let error = fetch_verified(&url, &git_blob_sha1(GOOD), &out).unwrap_err();
         let message = error.to_string();
         assert!(message.contains(&git_blob_sha1(GOOD)), "{message}");
-        assert!(message.contains("left untouched"), "{message}");
+        assert!(message.contains("nothing was written"), "{message}");
         assert_eq!(fs::read(&out).unwrap(), b"earlier content");
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),

@@ -229,12 +229,21 @@ pub fn accuracy_vs_domains(
         );
         svg.push_str("</g>\n");
     }
-    let _ = writeln!(
-        svg,
-        r##"<text x="{}" y="{}" font-size="10" fill="#555555">Meta-BERT: meta-trained on the same D; bars: ± 1 std over seeds</text>"##,
-        LEFT + plot_width + 16.0,
-        TOP + plot_height
-    );
+    for (line, note) in [
+        "Meta-BERT: meta-trained on",
+        "the same D. Bars: ± 1 std",
+        "over seeds.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let _ = writeln!(
+            svg,
+            r##"<text x="{}" y="{}" font-size="11" fill="#555555">{note}</text>"##,
+            LEFT + plot_width + 16.0,
+            TOP + plot_height - 28.0 + 14.0 * line as f64
+        );
+    }
     svg.push_str("</svg>\n");
     svg
 }

@@ -134,7 +134,11 @@ pub fn write_dir(
         })?;
         for entry in fs::read_dir(&staging).map_err(io_error("list", &staging))? {
             let entry = entry.map_err(io_error("list", &staging))?;
-            if entry.file_type().map(|kind| kind.is_file()).unwrap_or(false) {
+            if entry
+                .file_type()
+                .map(|kind| kind.is_file())
+                .unwrap_or(false)
+            {
                 File::open(entry.path())
                     .and_then(|file| file.sync_all())
                     .map_err(io_error("flush", &entry.path()))?;
@@ -146,7 +150,8 @@ pub fn write_dir(
             // that a crash between the two renames leaves the old copy under a hidden name.
             let retired = staging_path(destination)?;
             fs::rename(destination, &retired).map_err(io_error("move aside", destination))?;
-            fs::rename(&staging, destination).map_err(io_error("rename into place", destination))?;
+            fs::rename(&staging, destination)
+                .map_err(io_error("rename into place", destination))?;
             fs::remove_dir_all(&retired).map_err(io_error("remove", &retired))
         } else {
             fs::rename(&staging, destination).map_err(io_error("rename into place", destination))
@@ -170,7 +175,8 @@ pub fn append_line(path: &Path, line: &str) -> Result<(), AtomicWriteError> {
     let mut bytes = Vec::with_capacity(line.len() + 1);
     bytes.extend_from_slice(line.as_bytes());
     bytes.push(b'\n');
-    file.write_all(&bytes).map_err(io_error("append to", path))?;
+    file.write_all(&bytes)
+        .map_err(io_error("append to", path))?;
     file.sync_data().map_err(io_error("flush", path))
 }
 
@@ -185,7 +191,11 @@ mod tests {
         write_file(&path, b"old").unwrap();
         write_file(&path, b"new").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no staging file left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no staging file left"
+        );
     }
 
     #[test]
@@ -200,7 +210,11 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("disk full"), "{err}");
         assert_eq!(fs::read(target.join("weights")).unwrap(), b"good");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "staging removed");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "staging removed"
+        );
     }
 
     #[test]

@@ -71,9 +71,7 @@ impl Checkpoints {
         match std::fs::read_dir(&self.dir) {
             Ok(entries) => Ok(entries.filter_map(Result::ok).collect()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(error) => {
-                Err(error).with_context(|| format!("cannot list {}", self.dir.display()))
-            }
+            Err(error) => Err(error).with_context(|| format!("cannot list {}", self.dir.display())),
         }
     }
 
@@ -93,8 +91,8 @@ pub fn write_state(dir: &Path, state: &impl Serialize) -> std::io::Result<()> {
 /// Reads the [`TRAINING_STATE`] of checkpoint `dir`.
 pub fn read_state<T: DeserializeOwned>(dir: &Path) -> anyhow::Result<T> {
     let path = dir.join(TRAINING_STATE);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not a training state this version understands",
@@ -199,6 +197,13 @@ mod tests {
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, ["meta.epoch-1.step-10", "meta.epoch-1.step-2", "transfer.epoch-3"]);
+        assert_eq!(
+            left,
+            [
+                "meta.epoch-1.step-10",
+                "meta.epoch-1.step-2",
+                "transfer.epoch-3"
+            ]
+        );
     }
 }

@@ -22,18 +22,25 @@ where
     T: FromStr + Clone + Send + Sync + 'static,
     T::Err: std::fmt::Debug,
 {
-    PossibleValuesParser::new(names)
-        .map(|name| name.parse::<T>().expect("clap accepts only the listed names"))
+    PossibleValuesParser::new(names).map(|name| {
+        name.parse::<T>()
+            .expect("clap accepts only the listed names")
+    })
 }
 
 /// Serialises a flag by its `Display` form (the form users type).
-pub fn display<T: Display, S: serde::Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn display<T: Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
 }
 
 /// `--num-domain`: a positive number or `all`.
 pub fn parse_num_domain(value: &str) -> Result<NumDomain, String> {
-    value.parse().map_err(|error: dataset::DatasetError| error.to_string())
+    value
+        .parse()
+        .map_err(|error: dataset::DatasetError| error.to_string())
 }
 
 /// The model, how long its inputs may be, and where it runs.
@@ -72,8 +79,12 @@ impl ModelArgs {
 
     /// The tokenizer of `dir`, truncating to `--max-seq-len`.
     pub fn encoder(&self, dir: &ModelDir, padding: Padding) -> anyhow::Result<TextEncoder> {
-        TextEncoder::from_model_dir(&dir.root, self.max_seq_len, padding)
-            .with_context(|| format!("--bert-model {} / --max-seq-len {}", self.bert_model, self.max_seq_len))
+        TextEncoder::from_model_dir(&dir.root, self.max_seq_len, padding).with_context(|| {
+            format!(
+                "--bert-model {} / --max-seq-len {}",
+                self.bert_model, self.max_seq_len
+            )
+        })
     }
 }
 
@@ -139,7 +150,12 @@ impl DataArgs {
         .with_context(|| format!("cannot load the review file (--data {})", path.display()));
         spinner.finish_and_clear();
         let set = set?;
-        tracing::info!("{} reviews in {} domains from {}", set.len(), set.domains().len(), path.display());
+        tracing::info!(
+            "{} reviews in {} domains from {}",
+            set.len(),
+            set.domains().len(),
+            path.display()
+        );
         Ok(set)
     }
 
@@ -184,7 +200,11 @@ pub struct BatchingArgs {
 
 impl BatchingArgs {
     /// The library's batching settings for batches of `batch_size`.
-    pub fn batching(&self, batch_size: usize, max_seq_len: usize) -> anyhow::Result<maml::Batching> {
+    pub fn batching(
+        &self,
+        batch_size: usize,
+        max_seq_len: usize,
+    ) -> anyhow::Result<maml::Batching> {
         if batch_size == 0 {
             bail!("batch sizes must be at least 1");
         }
@@ -200,14 +220,27 @@ impl BatchingArgs {
 /// The metrics table every scoring command prints.
 pub fn metrics_table(rows: &[(&str, &Metrics)], labels: &LabelSet) -> String {
     let confusion_header = format!("confusion (rows true: {})", labels.names().join("/"));
-    let headers = ["set", "n", "accuracy", "macro-F1", "majority", "mean loss", &confusion_header];
+    let headers = [
+        "set",
+        "n",
+        "accuracy",
+        "macro-F1",
+        "majority",
+        "mean loss",
+        &confusion_header,
+    ];
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|(name, metrics)| {
             let confusion: Vec<String> = metrics
                 .confusion
                 .iter()
-                .map(|row| row.iter().map(usize::to_string).collect::<Vec<_>>().join(" "))
+                .map(|row| {
+                    row.iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .collect();
             vec![
                 name.to_string(),

@@ -77,7 +77,10 @@ fn stats(args: &StatsArgs) -> anyhow::Result<()> {
             })
             .collect();
         let report = json!({"data": set.path, "reviews": set.len(), "domains": domains});
-        println!("{}", serde_json::to_string_pretty(&report).expect("JSON serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("JSON serialises")
+        );
         return Ok(());
     }
     let mut headers = vec!["domain", "role", "count"];
@@ -132,7 +135,10 @@ fn splits(args: &SplitsArgs) -> anyhow::Result<()> {
         "test": {"domains": args.data.test_domains, "reviews": test.len()},
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("JSON serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("JSON serialises")
+        );
         return Ok(());
     }
     let mut rows: Vec<Vec<String>> = splits
@@ -156,7 +162,10 @@ fn splits(args: &SplitsArgs) -> anyhow::Result<()> {
     ]);
     print!(
         "{}",
-        table::render(&["split", "reviews", "train", "validation", "domains"], &rows)
+        table::render(
+            &["split", "reviews", "train", "validation", "domains"],
+            &rows
+        )
     );
     Ok(())
 }

@@ -112,7 +112,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "metrics": pooled,
             "domains": domains,
         });
-        println!("{}", serde_json::to_string_pretty(&report).expect("JSON serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("JSON serialises")
+        );
     } else {
         let mut rows: Vec<(&str, &Metrics)> = scores.iter().map(|(d, m)| (*d, m)).collect();
         let total = format!("{} (all)", split.name());

@@ -23,12 +23,14 @@ pub const VALIDATION_PERCENT: u32 = 20;
 
 /// Fine-tuning flags: the reference's, in kebab case, and ours.
 #[derive(Debug, clap::Args, Serialize)]
-#[command(after_help = "Writes into --output-dir: hyparams.json, train.log, metrics.jsonl (one \
+#[command(
+    after_help = "Writes into --output-dir: hyparams.json, train.log, metrics.jsonl (one \
     line per scoring), ckpt/transfer.epoch-N/ (Hugging Face–loadable, with optimizer and \
     training state for --resume) and, at the end, results.json ({\"epochs\": [{\"epoch\", \
     \"train_loss\", \"validation\", \"test\"}], \"zero_shot\": {\"validation\", \"test\"}, \
     \"best_epoch\", \"best_checkpoint\"}). To save disk only two checkpoints are kept: the best \
-    by validation accuracy and the latest.")]
+    by validation accuracy and the latest."
+)]
 pub struct Args {
     /// Directory for the run's files (see below).
     #[arg(long)]
@@ -180,7 +182,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
     run_dir.open(&hyparams)?;
     let resumed_epoch = state.as_ref().map_or(0, |state| state.epoch);
-    let had_zero_shot = state.as_ref().is_some_and(|state| state.zero_shot.is_some());
+    let had_zero_shot = state
+        .as_ref()
+        .is_some_and(|state| state.zero_shot.is_some());
     let metrics = MetricsLog::open(&run_dir.root().join(METRICS), |line| {
         let kept_epoch = line["epoch"]
             .as_u64()
@@ -204,14 +208,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         run.rng = state.rng.restore()?;
         run.zero_shot = state.zero_shot;
         run.history = state.history;
-        tracing::info!("resuming from {} after epoch {}", dir.display(), state.epoch);
+        tracing::info!(
+            "resuming from {} after epoch {}",
+            dir.display(),
+            state.epoch
+        );
     }
     interrupt::install("epoch")?;
     if run.train(&mut tuner, &data)? == Outcome::Interrupted {
         return Ok(Outcome::Interrupted);
     }
     run_dir.write_results(&run.results(run_dir.root())?)?;
-    tracing::info!("done: results in {}", run_dir.root().join(RESULTS).display());
+    tracing::info!(
+        "done: results in {}",
+        run_dir.root().join(RESULTS).display()
+    );
     Ok(Outcome::Completed)
 }
 
@@ -231,7 +242,9 @@ impl Run<'_> {
         if self.args.zero_shot && self.zero_shot.is_none() {
             let record = tuner.score(data, None, &mut |_| {})?;
             log_scores("zero-shot", &record);
-            self.metrics.append(&json!({"kind": "zero_shot", "validation": record.validation, "test": record.test}))?;
+            self.metrics.append(
+                &json!({"kind": "zero_shot", "validation": record.validation, "test": record.test}),
+            )?;
             self.zero_shot = Some(record);
         }
         while tuner.completed_epochs() < self.args.epochs {
@@ -301,7 +314,10 @@ impl Run<'_> {
         };
         let record = self.history.last().expect("saved after an epoch");
         let mut scores = std::collections::BTreeMap::new();
-        scores.insert("validation_accuracy".to_string(), record.validation.accuracy);
+        scores.insert(
+            "validation_accuracy".to_string(),
+            record.validation.accuracy,
+        );
         if let Some(test) = &record.test {
             scores.insert("test_accuracy".to_string(), test.accuracy);
         }
@@ -312,12 +328,19 @@ impl Run<'_> {
             metrics: scores,
             source_model: self.args.model.bert_model.clone(),
         };
-        model::save_checkpoint(tuner.model(), self.source, self.labels, &meta, &path, |dir| {
-            tuner
-                .save_optimizer(&dir.join(OPTIMIZER_STATE))
-                .map_err(std::io::Error::other)?;
-            checkpoints::write_state(dir, &state)
-        })
+        model::save_checkpoint(
+            tuner.model(),
+            self.source,
+            self.labels,
+            &meta,
+            &path,
+            |dir| {
+                tuner
+                    .save_optimizer(&dir.join(OPTIMIZER_STATE))
+                    .map_err(std::io::Error::other)?;
+                checkpoints::write_state(dir, &state)
+            },
+        )
         .with_context(|| format!("cannot save checkpoint {}", path.display()))?;
         let best = self.best_epoch().map(|best| self.checkpoint_path(best));
         let mut keep = vec![path.as_path()];
@@ -354,7 +377,8 @@ impl Run<'_> {
             }),
         });
         if let Some(zero_shot) = &self.zero_shot {
-            results["zero_shot"] = json!({"validation": zero_shot.validation, "test": zero_shot.test});
+            results["zero_shot"] =
+                json!({"validation": zero_shot.validation, "test": zero_shot.test});
         }
         Ok(results)
     }

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::Context;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
 
 use crate::progress;
 
@@ -19,11 +19,19 @@ static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
 
 /// Our crates at info, everything else (Burn, wgpu, tokenizers) at warn.
 fn our_crates(level: LevelFilter) -> Targets {
-    ["meta_bert", "maml", "model", "tasks", "dataset", "atomic_io"]
-        .into_iter()
-        .fold(Targets::new().with_default(LevelFilter::WARN), |targets, name| {
-            targets.with_target(name, level)
-        })
+    [
+        "meta_bert",
+        "maml",
+        "model",
+        "tasks",
+        "dataset",
+        "atomic_io",
+    ]
+    .into_iter()
+    .fold(
+        Targets::new().with_default(LevelFilter::WARN),
+        |targets, name| targets.with_target(name, level),
+    )
 }
 
 /// Installs the subscriber; call once, first thing.
@@ -56,7 +64,9 @@ pub fn log_to_file(path: &Path) -> anyhow::Result<()> {
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open the log file {}", path.display()))?;
-    *LOG_FILE.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(file);
+    *LOG_FILE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(file);
     Ok(())
 }
 
@@ -88,7 +98,9 @@ struct LogFileWriter;
 
 impl Write for LogFileWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut file = LOG_FILE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut file = LOG_FILE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(file) = file.as_mut() {
             file.write_all(buf)?;
         }
@@ -96,7 +108,9 @@ impl Write for LogFileWriter {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let mut file = LOG_FILE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut file = LOG_FILE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match file.as_mut() {
             Some(file) => file.flush(),
             None => Ok(()),

@@ -7,7 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use dataset::{LabelSet, NumDomain};
 use indicatif::ProgressBar;
-use maml::{AdaptScope, Event, MetaAlgorithm, MetaConfig, MetaLearner, Metrics, Task, TaskEvaluation};
+use maml::{
+    AdaptScope, Event, MetaAlgorithm, MetaConfig, MetaLearner, Metrics, Task, TaskEvaluation,
+};
 use model::{CheckpointMeta, ModelDir};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -22,11 +24,13 @@ use crate::{Outcome, interrupt, progress};
 
 /// Meta-training flags: the reference's, in kebab case, and ours.
 #[derive(Debug, clap::Args, Serialize)]
-#[command(after_help = "Writes into --output-dir: hyparams.json, train.log, metrics.jsonl (one \
+#[command(
+    after_help = "Writes into --output-dir: hyparams.json, train.log, metrics.jsonl (one \
     line per outer step and per evaluation), ckpt/meta.epoch-E.step-S/ (Hugging Face–loadable, \
     with optimizer and training state for --resume) and, at the end, results.json \
     (best_checkpoint, chosen on validation tasks from the training domains, never on test). \
-    To save disk only two checkpoints are kept: the best so far and the latest.")]
+    To save disk only two checkpoints are kept: the best so far and the latest."
+)]
 pub struct Args {
     /// Directory for the run's files (see below).
     #[arg(long)]
@@ -273,9 +277,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let split = args.data.split(args.num_domain);
     let training_domains = split.training_domains(&set)?;
     let training = split.training_indices(&set)?;
-    let mut test_episodes =
-        tasks::test_episodes(&set, &args.data.test_domains, args.num_support, args.num_query)
-            .context("cannot build the test tasks")?;
+    let mut test_episodes = tasks::test_episodes(
+        &set,
+        &args.data.test_domains,
+        args.num_support,
+        args.num_query,
+    )
+    .context("cannot build the test tasks")?;
     test_episodes.truncate(args.num_test_task);
     let holdout = maml::hold_out_validation(
         &set,
@@ -339,7 +347,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     run_dir.open(&hyparams)?;
     let resumed_step = state.as_ref().map_or(0, |state| state.step);
     let metrics = MetricsLog::open(&run_dir.root().join(METRICS), |line| {
-        line["step"].as_u64().is_some_and(|step| step as usize <= resumed_step)
+        line["step"]
+            .as_u64()
+            .is_some_and(|step| step as usize <= resumed_step)
     })?;
     let mut trainer = Trainer {
         args: &args,
@@ -348,7 +358,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 learner
                     .resume(&dir.join(OPTIMIZER_STATE), state.step)
                     .with_context(|| format!("cannot resume from {}", dir.display()))?;
-                tracing::info!("resuming from {} after outer step {}", dir.display(), state.step);
+                tracing::info!(
+                    "resuming from {} after outer step {}",
+                    dir.display(),
+                    state.step
+                );
             }
             learner
         },
@@ -533,7 +547,9 @@ impl Trainer<'_> {
                         bar.inc(1);
                     }
                 })
-                .with_context(|| format!("cannot evaluate the {what} tasks at outer step {step}"))?;
+                .with_context(|| {
+                    format!("cannot evaluate the {what} tasks at outer step {step}")
+                })?;
             bar.finish_and_clear();
             Ok(evaluation.into())
         };
@@ -567,7 +583,10 @@ impl Trainer<'_> {
         };
         let mut scores = std::collections::BTreeMap::new();
         if let Some(evaluation) = self.evaluations.last().filter(|e| e.step == step) {
-            scores.insert("validation_accuracy".to_string(), evaluation.validation.pooled.accuracy);
+            scores.insert(
+                "validation_accuracy".to_string(),
+                evaluation.validation.pooled.accuracy,
+            );
             scores.insert("test_accuracy".to_string(), evaluation.test.pooled.accuracy);
         }
         let meta = CheckpointMeta {
@@ -578,12 +597,19 @@ impl Trainer<'_> {
             source_model: self.args.model.bert_model.clone(),
         };
         let learner = &self.learner;
-        model::save_checkpoint(learner.model(), self.source, self.labels, &meta, &path, |dir| {
-            learner
-                .save_optimizer(&dir.join(OPTIMIZER_STATE))
-                .map_err(std::io::Error::other)?;
-            checkpoints::write_state(dir, &state)
-        })
+        model::save_checkpoint(
+            learner.model(),
+            self.source,
+            self.labels,
+            &meta,
+            &path,
+            |dir| {
+                learner
+                    .save_optimizer(&dir.join(OPTIMIZER_STATE))
+                    .map_err(std::io::Error::other)?;
+                checkpoints::write_state(dir, &state)
+            },
+        )
         .with_context(|| format!("cannot save checkpoint {}", path.display()))?;
         self.last_saved = step;
         let best = self
@@ -621,7 +647,10 @@ impl Trainer<'_> {
     }
 }
 
-fn to_tasks<'a>(episodes: &'a [Episode], encoded: &'a [EncodedReview]) -> anyhow::Result<Vec<Task<'a>>> {
+fn to_tasks<'a>(
+    episodes: &'a [Episode],
+    encoded: &'a [EncodedReview],
+) -> anyhow::Result<Vec<Task<'a>>> {
     episodes
         .iter()
         .map(|episode| Task::from_episode(episode, encoded).map_err(anyhow::Error::from))

@@ -86,7 +86,10 @@ mod tests {
         let path = dir.path().join("metrics.jsonl");
         std::fs::write(&path, "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n{\"st").unwrap();
         let log = MetricsLog::open(&path, |line| line["step"].as_u64() <= Some(2)).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"step\":1}\n{\"step\":2}\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"step\":1}\n{\"step\":2}\n"
+        );
         log.append(&serde_json::json!({"step": 3})).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),

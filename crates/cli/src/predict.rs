@@ -70,13 +70,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 .zip(probabilities)
                 .map(|(name, &p)| (name.clone(), json!(p)))
                 .collect();
-            println!("{}", json!({"text": text, "label": label, "probabilities": by_name}));
+            println!(
+                "{}",
+                json!({"text": text, "label": label, "probabilities": by_name})
+            );
         } else {
             rows.push(vec![label.to_string(), format!("{p:.4}"), text.clone()]);
         }
     }
     if !args.json {
-        print!("{}", table::render(&["label", "probability", "text"], &rows));
+        print!(
+            "{}",
+            table::render(&["label", "probability", "text"], &rows)
+        );
     }
     Ok(Outcome::Completed)
 }

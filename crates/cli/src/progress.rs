@@ -31,7 +31,9 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
         "{prefix:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} ETA {eta} {msg}",
     )
     .expect("the template is valid");
-    let bar = ProgressBar::new(len).with_style(style).with_prefix(what.to_string());
+    let bar = ProgressBar::new(len)
+        .with_style(style)
+        .with_prefix(what.to_string());
     bars().add(bar)
 }
 

@@ -62,7 +62,10 @@ impl RunDir {
         };
         let start = if present.is_empty() {
             if resume {
-                tracing::info!("nothing to resume in {}: starting a new run", root.display());
+                tracing::info!(
+                    "nothing to resume in {}: starting a new run",
+                    root.display()
+                );
             }
             Start::Fresh { clear: false }
         } else if resume {
@@ -236,10 +239,19 @@ mod tests {
     fn a_non_empty_directory_is_refused_without_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(RESULTS), "{}").unwrap();
-        let error = RunDir::check(dir.path(), false, false).unwrap_err().to_string();
-        assert!(error.contains("--overwrite") && error.contains(RESULTS), "{error}");
+        let error = RunDir::check(dir.path(), false, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--overwrite") && error.contains(RESULTS),
+            "{error}"
+        );
         assert!(RunDir::check(dir.path(), true, false).is_ok());
-        assert!(RunDir::check(dir.path(), false, true).unwrap().is_complete());
+        assert!(
+            RunDir::check(dir.path(), false, true)
+                .unwrap()
+                .is_complete()
+        );
     }
 
     #[test]

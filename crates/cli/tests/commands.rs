@@ -5,7 +5,9 @@ mod common;
 use std::io::Write;
 use std::process::Stdio;
 
-use common::{TEST_DOMAIN, meta_bert, read_json, run, run_ok, tiny_finetune, tiny_meta_train, tiny_reviews};
+use common::{
+    TEST_DOMAIN, meta_bert, read_json, run, run_ok, tiny_finetune, tiny_meta_train, tiny_reviews,
+};
 
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -65,7 +67,11 @@ fn a_bad_review_file_leaves_earlier_results_untouched() {
     std::fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
     let output = run(tiny_finetune(&truncated, &out, 1).arg("--overwrite"));
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("truncated.json"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("truncated.json"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(std::fs::read(out.join("results.json")).unwrap(), results);
     assert!(checkpoint.join("model.safetensors").is_file());
 }
@@ -90,27 +96,60 @@ fn finetune_writes_the_agreed_files_and_its_checkpoint_evaluates_and_predicts() 
     for (index, epoch) in epochs.iter().enumerate() {
         assert_eq!(epoch["epoch"], index + 1);
         for split in ["validation", "test"] {
-            for key in ["accuracy", "macro_f1", "majority_baseline", "mean_loss", "n", "confusion"] {
-                assert!(!epoch[split][key].is_null(), "epochs[{index}].{split}.{key} missing");
+            for key in [
+                "accuracy",
+                "macro_f1",
+                "majority_baseline",
+                "mean_loss",
+                "n",
+                "confusion",
+            ] {
+                assert!(
+                    !epoch[split][key].is_null(),
+                    "epochs[{index}].{split}.{key} missing"
+                );
             }
         }
         assert_eq!(epoch["test"]["n"], 12);
     }
     assert_eq!(results["zero_shot"]["test"]["n"], 12);
-    let best = results["best_checkpoint"].as_str().expect("a best checkpoint");
-    assert!(best.ends_with(&format!("transfer.epoch-{}", results["best_epoch"])), "{best}");
+    let best = results["best_checkpoint"]
+        .as_str()
+        .expect("a best checkpoint");
+    assert!(
+        best.ends_with(&format!("transfer.epoch-{}", results["best_epoch"])),
+        "{best}"
+    );
 
     let evaluated = run_ok(meta_bert().args([
-        "evaluate", "--bert-model", best, "--data", data.to_str().unwrap(), "--test-domains",
-        TEST_DOMAIN, "--split", "test", "--backend", "flex", "--json",
+        "evaluate",
+        "--bert-model",
+        best,
+        "--data",
+        data.to_str().unwrap(),
+        "--test-domains",
+        TEST_DOMAIN,
+        "--split",
+        "test",
+        "--backend",
+        "flex",
+        "--json",
     ]));
     let report: serde_json::Value = serde_json::from_slice(&evaluated.stdout).unwrap();
     let best_epoch = results["best_epoch"].as_u64().unwrap() as usize - 1;
     assert_eq!(report["metrics"]["n"], 12);
-    assert_eq!(report["metrics"]["confusion"], epochs[best_epoch]["test"]["confusion"]);
+    assert_eq!(
+        report["metrics"]["confusion"],
+        epochs[best_epoch]["test"]["confusion"]
+    );
 
     let predicted = run_ok(meta_bert().args([
-        "predict", "--bert-model", best, "--json", "a great wonderful thing", "awful, broken",
+        "predict",
+        "--bert-model",
+        best,
+        "--json",
+        "a great wonderful thing",
+        "awful, broken",
     ]));
     let lines: Vec<serde_json::Value> = String::from_utf8(predicted.stdout)
         .unwrap()
@@ -120,14 +159,19 @@ fn finetune_writes_the_agreed_files_and_its_checkpoint_evaluates_and_predicts() 
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["text"], "awful, broken");
     for line in &lines {
-        let probabilities = line["probabilities"].as_object().expect("probabilities by name");
+        let probabilities = line["probabilities"]
+            .as_object()
+            .expect("probabilities by name");
         let mut names: Vec<&str> = probabilities.keys().map(String::as_str).collect();
         names.sort();
         assert_eq!(names, ["negative", "positive"]);
         let total: f64 = probabilities.values().map(|p| p.as_f64().unwrap()).sum();
         assert!((total - 1.0).abs() < 1e-5, "{total}");
         let label = line["label"].as_str().unwrap();
-        let top = probabilities.values().map(|p| p.as_f64().unwrap()).fold(0.0, f64::max);
+        let top = probabilities
+            .values()
+            .map(|p| p.as_f64().unwrap())
+            .fold(0.0, f64::max);
         assert_eq!(probabilities[label].as_f64().unwrap(), top);
     }
 }
@@ -183,7 +227,13 @@ fn data_stats_counts_every_domain() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_reviews(dir.path());
     let output = run_ok(meta_bert().args([
-        "data", "stats", "--json", "--test-domains", TEST_DOMAIN, "--data", data.to_str().unwrap(),
+        "data",
+        "stats",
+        "--json",
+        "--test-domains",
+        TEST_DOMAIN,
+        "--data",
+        data.to_str().unwrap(),
     ]));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let domains = report["domains"].as_array().unwrap();
@@ -208,5 +258,8 @@ fn a_backend_left_out_of_the_build_names_the_feature_to_rebuild_with() {
     ]));
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains("--features tch") && message.contains("libtorch"), "{message}");
+    assert!(
+        message.contains("--features tch") && message.contains("libtorch"),
+        "{message}"
+    );
 }

@@ -14,7 +14,9 @@ use serde_json::Value;
 /// results.json without the paths that name the run's own directory.
 fn comparable_results(dir: &Path) -> Value {
     let mut results = read_json(&dir.join("results.json"));
-    let object = results.as_object_mut().expect("results.json holds an object");
+    let object = results
+        .as_object_mut()
+        .expect("results.json holds an object");
     for key in ["best_checkpoint", "latest_checkpoint"] {
         let path = object.remove(key);
         if let Some(Value::String(path)) = path {
@@ -39,7 +41,8 @@ fn comparable_metrics(dir: &Path) -> Vec<Value> {
 
 fn has_checkpoint(dir: &Path, prefix: &str) -> bool {
     std::fs::read_dir(dir.join("ckpt")).is_ok_and(|mut entries| {
-        entries.any(|entry| entry.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(prefix)))
+        entries
+            .any(|entry| entry.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(prefix)))
     })
 }
 
@@ -82,7 +85,10 @@ fn uninterrupted_meta_train() -> &'static (Value, Vec<Value>) {
         let out = dir.path().join("run");
         run_ok(&mut tiny_meta_train(&data, &out));
         let checkpoints = std::fs::read_dir(out.join("ckpt")).unwrap().count();
-        assert!(checkpoints <= 2, "only the best and the latest are kept, found {checkpoints}");
+        assert!(
+            checkpoints <= 2,
+            "only the best and the latest are kept, found {checkpoints}"
+        );
         (comparable_results(&out), comparable_metrics(&out))
     })
 }
@@ -92,9 +98,10 @@ fn meta_train_killed_and_resumed_ends_as_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_reviews(dir.path());
     let out = dir.path().join("run");
-    let status = stop_after_first_checkpoint(&mut tiny_meta_train(&data, &out), &out, "meta.", |child| {
-        child.kill().expect("SIGKILL is delivered")
-    });
+    let status =
+        stop_after_first_checkpoint(&mut tiny_meta_train(&data, &out), &out, "meta.", |child| {
+            child.kill().expect("SIGKILL is delivered")
+        });
     assert!(!status.success());
     run_ok(tiny_meta_train(&data, &out).arg("--resume"));
     let (results, metrics) = uninterrupted_meta_train();
@@ -107,13 +114,14 @@ fn meta_train_stopped_with_ctrl_c_saves_its_progress_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_reviews(dir.path());
     let out = dir.path().join("run");
-    let status = stop_after_first_checkpoint(&mut tiny_meta_train(&data, &out), &out, "meta.", |child| {
-        let sent = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-    });
+    let status =
+        stop_after_first_checkpoint(&mut tiny_meta_train(&data, &out), &out, "meta.", |child| {
+            let sent = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(sent.success());
+        });
     assert_eq!(status.code(), Some(130), "Ctrl-C exits with 130");
     run_ok(tiny_meta_train(&data, &out).arg("--resume"));
     let (results, metrics) = uninterrupted_meta_train();
@@ -134,10 +142,12 @@ fn finetune_killed_and_resumed_ends_as_an_uninterrupted_run() {
     run_ok(&mut tiny_finetune(&data, &baseline, epochs));
 
     let out = dir.path().join("run");
-    let status =
-        stop_after_first_checkpoint(&mut tiny_finetune(&data, &out, epochs), &out, "transfer.", |child| {
-            child.kill().expect("SIGKILL is delivered")
-        });
+    let status = stop_after_first_checkpoint(
+        &mut tiny_finetune(&data, &out, epochs),
+        &out,
+        "transfer.",
+        |child| child.kill().expect("SIGKILL is delivered"),
+    );
     assert!(!status.success());
     run_ok(tiny_finetune(&data, &out, epochs).arg("--resume"));
     assert_eq!(comparable_results(&out), comparable_results(&baseline));

@@ -27,7 +27,9 @@ impl fmt::Display for RecordRef {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The file could not be read.
-    #[error("cannot read review file {path}: {source} (check the path given by --data or METABERT_DATA)")]
+    #[error(
+        "cannot read review file {path}: {source} (check the path given by --data or METABERT_DATA)"
+    )]
     Io {
         /// The file.
         path: PathBuf,
@@ -35,13 +37,17 @@ pub enum DatasetError {
         source: std::io::Error,
     },
     /// The extension says neither JSON, JSON Lines nor CSV.
-    #[error("review file {path} has an unknown format: name it *.json (a JSON list), *.jsonl or *.csv")]
+    #[error(
+        "review file {path} has an unknown format: name it *.json (a JSON list), *.jsonl or *.csv"
+    )]
     UnknownFormat {
         /// The file.
         path: PathBuf,
     },
     /// The file (or one JSON Lines line) is not valid JSON: truncated, corrupt or not UTF-8.
-    #[error("review file {path} is not valid JSON at line {line}, column {column}: {message} (the file may be truncated or corrupt; fetch it again)")]
+    #[error(
+        "review file {path} is not valid JSON at line {line}, column {column}: {message} (the file may be truncated or corrupt; fetch it again)"
+    )]
     Json {
         /// The file.
         path: PathBuf,
@@ -63,7 +69,9 @@ pub enum DatasetError {
         message: String,
     },
     /// A `.json` file whose top level is not a list.
-    #[error("review file {path} must be a JSON list of {{\"text\", \"label\", \"domain\"}} objects, but its top level is {found}")]
+    #[error(
+        "review file {path} must be a JSON list of {{\"text\", \"label\", \"domain\"}} objects, but its top level is {found}"
+    )]
     NotAList {
         /// The file.
         path: PathBuf,
@@ -71,7 +79,9 @@ pub enum DatasetError {
         found: &'static str,
     },
     /// A record that is not a JSON object.
-    #[error("{record} of {path} must be an object with \"text\", \"label\" and \"domain\", but it is {found}")]
+    #[error(
+        "{record} of {path} must be an object with \"text\", \"label\" and \"domain\", but it is {found}"
+    )]
     RecordNotObject {
         /// The file.
         path: PathBuf,
@@ -81,7 +91,9 @@ pub enum DatasetError {
         found: &'static str,
     },
     /// A CSV header without one of the three columns.
-    #[error("CSV review file {path} has no {column:?} column in its header: the first row must name the columns text, label and domain")]
+    #[error(
+        "CSV review file {path} has no {column:?} column in its header: the first row must name the columns text, label and domain"
+    )]
     MissingColumn {
         /// The file.
         path: PathBuf,
@@ -89,7 +101,9 @@ pub enum DatasetError {
         column: &'static str,
     },
     /// A record without one of the three fields.
-    #[error("{record} of {path} has no {field:?} field: every review needs \"text\", \"label\" and \"domain\"")]
+    #[error(
+        "{record} of {path} has no {field:?} field: every review needs \"text\", \"label\" and \"domain\""
+    )]
     MissingField {
         /// The file.
         path: PathBuf,
@@ -121,7 +135,9 @@ pub enum DatasetError {
         field: &'static str,
     },
     /// A label that is not in the label set the caller fixed (e.g. a checkpoint's).
-    #[error("{record} of {path} has label {label:?}, which is not one of the expected labels [{expected}]")]
+    #[error(
+        "{record} of {path} has label {label:?}, which is not one of the expected labels [{expected}]"
+    )]
     UnknownLabel {
         /// The file.
         path: PathBuf,
@@ -169,7 +185,9 @@ pub enum DatasetError {
         purpose: String,
     },
     /// Every domain of the file is a test domain.
-    #[error("no training domains are left in {path} after holding out the test domains [{test_domains}]")]
+    #[error(
+        "no training domains are left in {path} after holding out the test domains [{test_domains}]"
+    )]
     NoTrainingDomains {
         /// The file.
         path: PathBuf,

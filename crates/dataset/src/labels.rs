@@ -147,7 +147,10 @@ mod tests {
     fn serde_round_trip_validates() {
         let json = serde_json::to_string(&LabelSet::sentiment()).unwrap();
         assert_eq!(json, r#"["negative","positive"]"#);
-        assert_eq!(serde_json::from_str::<LabelSet>(&json).unwrap(), LabelSet::sentiment());
+        assert_eq!(
+            serde_json::from_str::<LabelSet>(&json).unwrap(),
+            LabelSet::sentiment()
+        );
         assert!(serde_json::from_str::<LabelSet>(r#"["x","x"]"#).is_err());
     }
 }

@@ -201,7 +201,12 @@ fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<RawRecord>, DatasetError> 
         // The reader rejects rows with another number of fields than the header, so every
         // header column exists in every row.
         let cell = |column: usize, name: &'static str| {
-            non_empty(path, row.get(column).unwrap_or_default().to_owned(), name, at)
+            non_empty(
+                path,
+                row.get(column).unwrap_or_default().to_owned(),
+                name,
+                at,
+            )
         };
         records.push(RawRecord {
             text: cell(text_column, "text")?,

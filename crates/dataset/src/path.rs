@@ -43,7 +43,10 @@ mod tests {
 
     #[test]
     fn default_when_nothing_or_empty_is_given() {
-        assert_eq!(resolve_data_path_with(None, None), Path::new(DEFAULT_DATA_PATH));
+        assert_eq!(
+            resolve_data_path_with(None, None),
+            Path::new(DEFAULT_DATA_PATH)
+        );
         assert_eq!(
             resolve_data_path_with(None, Some(OsString::new())),
             Path::new(DEFAULT_DATA_PATH)

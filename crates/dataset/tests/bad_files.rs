@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use dataset::{DatasetError, LabelSet, NumDomain, RecordRef, ReviewSet, SplitConfig, finetune_split};
+use dataset::{
+    DatasetError, LabelSet, NumDomain, RecordRef, ReviewSet, SplitConfig, finetune_split,
+};
 
 fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
@@ -25,7 +27,7 @@ const GOOD: &str = r#"{"text": "fine", "label": "positive", "domain": "books"}"#
 fn truncated_json_names_file_line_and_column() {
     let (_, error) = load_error("reviews.json", &format!("[\n{GOOD},\n{{\"text\": \"cut of"));
     match error {
-        DatasetError::Json { line, column, .. } => assert_eq!((line, column), (3, 15)),
+        DatasetError::Json { line, column, .. } => assert_eq!((line, column), (3, 16)),
         other => panic!("expected a JSON error, got {other:?}"),
     }
 }
@@ -36,7 +38,10 @@ fn truncated_shared_file_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dataset.json");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    assert!(matches!(ReviewSet::load(&path), Err(DatasetError::Json { .. })));
+    assert!(matches!(
+        ReviewSet::load(&path),
+        Err(DatasetError::Json { .. })
+    ));
 }
 
 #[test]
@@ -48,14 +53,32 @@ fn corrupt_bytes_are_a_json_error() {
 #[test]
 fn json_that_is_not_a_list() {
     let (_, error) = load_error("reviews.json", GOOD);
-    assert!(matches!(error, DatasetError::NotAList { found: "an object", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            DatasetError::NotAList {
+                found: "an object",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[test]
 fn record_that_is_not_an_object() {
     let (_, error) = load_error("reviews.json", &format!("[{GOOD}, 3]"));
     assert!(
-        matches!(error, DatasetError::RecordNotObject { record: RecordRef { index: 1, line: None }, .. }),
+        matches!(
+            error,
+            DatasetError::RecordNotObject {
+                record: RecordRef {
+                    index: 1,
+                    line: None
+                },
+                ..
+            }
+        ),
         "{error:?}"
     );
 }
@@ -63,7 +86,16 @@ fn record_that_is_not_an_object() {
 #[test]
 fn missing_field() {
     let (_, error) = load_error("reviews.json", r#"[{"text": "fine", "label": "positive"}]"#);
-    assert!(matches!(error, DatasetError::MissingField { field: "domain", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            DatasetError::MissingField {
+                field: "domain",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -73,9 +105,20 @@ fn text_that_is_not_a_string() {
         &format!("{GOOD}\n\n{{\"text\": 5, \"label\": \"positive\", \"domain\": \"books\"}}\n"),
     );
     match error {
-        DatasetError::FieldNotString { field, found, record, .. } => {
+        DatasetError::FieldNotString {
+            field,
+            found,
+            record,
+            ..
+        } => {
             assert_eq!((field, found), ("text", "a number"));
-            assert_eq!(record, RecordRef { index: 1, line: Some(3) });
+            assert_eq!(
+                record,
+                RecordRef {
+                    index: 1,
+                    line: Some(3)
+                }
+            );
         }
         other => panic!("expected a non-string field, got {other:?}"),
     }
@@ -83,11 +126,20 @@ fn text_that_is_not_a_string() {
 
 #[test]
 fn empty_text() {
-    let (_, error) = load_error("reviews.csv", "text,label,domain\nfine,positive,books\n  ,negative,books\n");
+    let (_, error) = load_error(
+        "reviews.csv",
+        "text,label,domain\nfine,positive,books\n  ,negative,books\n",
+    );
     match error {
         DatasetError::EmptyField { field, record, .. } => {
             assert_eq!(field, "text");
-            assert_eq!(record, RecordRef { index: 1, line: Some(3) });
+            assert_eq!(
+                record,
+                RecordRef {
+                    index: 1,
+                    line: Some(3)
+                }
+            );
         }
         other => panic!("expected an empty field, got {other:?}"),
     }
@@ -96,9 +148,21 @@ fn empty_text() {
 #[test]
 fn csv_without_a_column_and_with_ragged_rows() {
     let (_, error) = load_error("reviews.csv", "text,domain\nfine,books\n");
-    assert!(matches!(error, DatasetError::MissingColumn { column: "label", .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            DatasetError::MissingColumn {
+                column: "label",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
     let (_, error) = load_error("reviews.csv", "text,label,domain\nfine,positive\n");
-    assert!(matches!(error, DatasetError::Csv { line: 2, .. }), "{error:?}");
+    assert!(
+        matches!(error, DatasetError::Csv { line: 2, .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -130,7 +194,10 @@ fn other_label_names_are_read_from_the_file_sorted() {
     );
     let set = ReviewSet::load(&path).unwrap();
     assert_eq!(set.labels.names(), ["neg", "neu", "pos"]);
-    assert_eq!(set.reviews.iter().map(|r| r.label).collect::<Vec<_>>(), [2, 1, 0]);
+    assert_eq!(
+        set.reviews.iter().map(|r| r.label).collect::<Vec<_>>(),
+        [2, 1, 0]
+    );
 }
 
 #[test]
@@ -138,9 +205,15 @@ fn empty_file_and_unknown_extension() {
     let (_, error) = load_error("reviews.json", "[]");
     assert!(matches!(error, DatasetError::NoReviews { .. }), "{error:?}");
     let (_, error) = load_error("reviews.txt", "[]");
-    assert!(matches!(error, DatasetError::UnknownFormat { .. }), "{error:?}");
+    assert!(
+        matches!(error, DatasetError::UnknownFormat { .. }),
+        "{error:?}"
+    );
     let missing = Path::new("/nonexistent/reviews.json");
-    assert!(matches!(ReviewSet::load(missing), Err(DatasetError::Io { .. })));
+    assert!(matches!(
+        ReviewSet::load(missing),
+        Err(DatasetError::Io { .. })
+    ));
 }
 
 fn small_set() -> (tempfile::TempDir, ReviewSet) {
@@ -149,9 +222,12 @@ fn small_set() -> (tempfile::TempDir, ReviewSet) {
         dir.path(),
         "reviews.jsonl",
         concat!(
-            r#"{"text": "a", "label": "positive", "domain": "books"}"#, "\n",
-            r#"{"text": "b", "label": "negative", "domain": "books"}"#, "\n",
-            r#"{"text": "c", "label": "negative", "domain": "automotive"}"#, "\n",
+            r#"{"text": "a", "label": "positive", "domain": "books"}"#,
+            "\n",
+            r#"{"text": "b", "label": "negative", "domain": "books"}"#,
+            "\n",
+            r#"{"text": "c", "label": "negative", "domain": "automotive"}"#,
+            "\n",
         ),
     );
     let set = ReviewSet::load(&path).unwrap();
@@ -163,14 +239,19 @@ fn missing_test_domain_is_named() {
     let (_, set) = small_set();
     let error = SplitConfig::default().test_indices(&set).unwrap_err();
     match &error {
-        DatasetError::UnknownDomain { domain, available, .. } => {
+        DatasetError::UnknownDomain {
+            domain, available, ..
+        } => {
             assert_eq!(domain, "office_products");
             assert_eq!(available, "automotive, books");
         }
         other => panic!("expected an unknown domain, got {other:?}"),
     }
     assert!(SplitConfig::default().training_indices(&set).is_err());
-    assert!(matches!(set.domain_indices("toys"), Err(DatasetError::UnknownDomain { .. })));
+    assert!(matches!(
+        set.domain_indices("toys"),
+        Err(DatasetError::UnknownDomain { .. })
+    ));
 }
 
 #[test]
@@ -180,7 +261,10 @@ fn nothing_left_to_train_on() {
         test_domains: vec!["books".into(), "automotive".into()],
         num_domain: NumDomain::All,
     };
-    assert!(matches!(config.training_domains(&set), Err(DatasetError::NoTrainingDomains { .. })));
+    assert!(matches!(
+        config.training_domains(&set),
+        Err(DatasetError::NoTrainingDomains { .. })
+    ));
 }
 
 #[test]
@@ -188,7 +272,13 @@ fn invalid_num_domain_and_validation_share() {
     assert_eq!("all".parse::<NumDomain>().unwrap(), NumDomain::All);
     assert_eq!("3".parse::<NumDomain>().unwrap(), NumDomain::Count(3));
     for bad in ["0", "-1", "three", ""] {
-        assert!(matches!(bad.parse::<NumDomain>(), Err(DatasetError::InvalidNumDomain { .. })), "{bad}");
+        assert!(
+            matches!(
+                bad.parse::<NumDomain>(),
+                Err(DatasetError::InvalidNumDomain { .. })
+            ),
+            "{bad}"
+        );
     }
     assert!(matches!(
         finetune_split(&[1, 2, 3], 100, 0),

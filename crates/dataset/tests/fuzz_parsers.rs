@@ -1,13 +1,18 @@
 //! Property tests: the three parsers never panic, whatever bytes they are given.
 //!
-//! Run with `PROPTEST_CASES=100000 cargo test -p dataset --test fuzz_parsers` for a long fuzz.
+//! Run with `PROPTEST_CASES=100000 cargo test -p dataset --test fuzz_parsers` for a long fuzz
+//! (proptest's default is 256 cases per property).
 
 use std::path::Path;
 
 use dataset::{LabelSet, ReviewFormat, ReviewSet};
 use proptest::prelude::*;
 
-const FORMATS: [ReviewFormat; 3] = [ReviewFormat::JsonList, ReviewFormat::JsonLines, ReviewFormat::Csv];
+const FORMATS: [ReviewFormat; 3] = [
+    ReviewFormat::JsonList,
+    ReviewFormat::JsonLines,
+    ReviewFormat::Csv,
+];
 
 fn parse_all(bytes: &[u8]) {
     let sentiment = LabelSet::sentiment();
@@ -49,8 +54,6 @@ fn review_like() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         parse_all(&bytes);

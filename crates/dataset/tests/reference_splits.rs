@@ -19,16 +19,34 @@ fn shared_file_has_ten_domains_and_sentiment_labels() {
     assert_eq!(set.len(), 8598);
     assert_eq!(set.domains().len(), 10);
     assert_eq!(set.labels, LabelSet::sentiment());
-    assert!(set.reviews.iter().enumerate().all(|(i, r)| r.source_index == i));
+    assert!(
+        set.reviews
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.source_index == i)
+    );
 }
 
 #[test]
 fn domain_stats_match_provenance() {
     let set = reviews();
     let stats = set.domain_stats();
-    let dvd = stats.iter().find(|s| s.domain == "dvd").expect("dvd is a domain");
-    let (negative, positive) = (set.labels.id("negative").unwrap(), set.labels.id("positive").unwrap());
-    assert_eq!((dvd.count, dvd.label_counts[positive], dvd.label_counts[negative]), (893, 458, 435));
+    let dvd = stats
+        .iter()
+        .find(|s| s.domain == "dvd")
+        .expect("dvd is a domain");
+    let (negative, positive) = (
+        set.labels.id("negative").unwrap(),
+        set.labels.id("positive").unwrap(),
+    );
+    assert_eq!(
+        (
+            dvd.count,
+            dvd.label_counts[positive],
+            dvd.label_counts[negative]
+        ),
+        (893, 458, 435)
+    );
     assert!(dvd.mean_words > 1.0 && dvd.mean_chars > dvd.mean_words);
     assert_eq!(stats.iter().map(|s| s.count).sum::<usize>(), set.len());
     let names: Vec<&str> = stats.iter().map(|s| s.domain.as_str()).collect();
@@ -47,7 +65,13 @@ fn training_and_test_split_sizes_follow_the_reference_rules() {
         .map(|s| (s.count, s.domain))
         .collect();
     training_counts.sort();
-    let smallest_sum = |d: usize| training_counts.iter().take(d).map(|(c, _)| c).sum::<usize>();
+    let smallest_sum = |d: usize| {
+        training_counts
+            .iter()
+            .take(d)
+            .map(|(c, _)| c)
+            .sum::<usize>()
+    };
     let test_size: usize = set
         .domain_stats()
         .iter()
@@ -72,7 +96,13 @@ fn training_and_test_split_sizes_follow_the_reference_rules() {
     // The literal numbers come from PROVENANCE.md, not from this code.
     assert_eq!(sizes, [893, 2807, 5191, 8298]);
     assert_eq!(test.len(), 300);
-    assert_eq!(split(NumDomain::Count(100)).training_indices(&set).unwrap().len(), 8298);
+    assert_eq!(
+        split(NumDomain::Count(100))
+            .training_indices(&set)
+            .unwrap()
+            .len(),
+        8298
+    );
 }
 
 #[test]
@@ -101,6 +131,9 @@ fn finetune_split_is_seeded_80_20_and_disjoint() {
     let mut all: Vec<usize> = train.iter().chain(&validation).copied().collect();
     all.sort_unstable();
     assert_eq!(all, training);
-    assert_eq!(finetune_split(&training, 20, 7).unwrap(), (train.clone(), validation));
+    assert_eq!(
+        finetune_split(&training, 20, 7).unwrap(),
+        (train.clone(), validation)
+    );
     assert_ne!(finetune_split(&training, 20, 8).unwrap().0, train);
 }

@@ -30,9 +30,7 @@ pub(crate) fn adapt(
     device: &Device,
     rng: &mut impl Rng,
 ) -> Adapted {
-    let optimizer = AdamConfig::new()
-        .with_epsilon(TORCH_ADAM_EPSILON)
-        .init();
+    let optimizer = AdamConfig::new().with_epsilon(TORCH_ADAM_EPSILON).init();
     match config.scope {
         AdaptScope::Full => adapt_all(meta.clone(), support, config, device, optimizer, rng),
         AdaptScope::HeadOnly => adapt_head(meta.clone(), support, config, device, optimizer, rng),

@@ -47,7 +47,10 @@ pub fn evaluate(
     }
     let loss_sum: f64 = read_floats(Tensor::cat(loss_sums, 0)).iter().sum();
     let predicted = read_labels(Tensor::cat(predictions, 0));
-    let labels: Vec<usize> = order.iter().map(|&position| examples[position].label).collect();
+    let labels: Vec<usize> = order
+        .iter()
+        .map(|&position| examples[position].label)
+        .collect();
     Ok(Metrics::from_predictions(
         &labels, &predicted, loss_sum, num_labels,
     ))

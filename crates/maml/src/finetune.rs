@@ -230,14 +230,20 @@ impl FineTuner {
 
     /// Resumes from a checkpoint: AdamW's state saved by [`FineTuner::save_optimizer`] and the
     /// number of epochs already trained. The tuner must hold the checkpoint's weights.
-    pub fn resume(&mut self, optimizer_state: &Path, completed_epochs: usize) -> Result<(), MamlError> {
-        self.optimizer = self.optimizer.clone().load(optimizer_state).map_err(|source| {
-            MamlError::OptimizerState {
+    pub fn resume(
+        &mut self,
+        optimizer_state: &Path,
+        completed_epochs: usize,
+    ) -> Result<(), MamlError> {
+        self.optimizer = self
+            .optimizer
+            .clone()
+            .load(optimizer_state)
+            .map_err(|source| MamlError::OptimizerState {
                 action: "load",
                 path: optimizer_state.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         self.completed_epochs = completed_epochs;
         Ok(())
     }

@@ -39,11 +39,13 @@ impl<'a> Task<'a> {
             indices
                 .iter()
                 .map(|&index| {
-                    encoded.get(index).ok_or_else(|| MamlError::ExampleOutOfRange {
-                        domain: episode.domain.clone(),
-                        index,
-                        len: encoded.len(),
-                    })
+                    encoded
+                        .get(index)
+                        .ok_or_else(|| MamlError::ExampleOutOfRange {
+                            domain: episode.domain.clone(),
+                            index,
+                            len: encoded.len(),
+                        })
                 })
                 .collect()
         };
@@ -321,9 +323,7 @@ impl MetaLearner {
             MetaAlgorithm::Fomaml => self.config.outer_lr,
             MetaAlgorithm::Reptile { step_size } => step_size,
         };
-        self.model = self
-            .outer_optimizer
-            .step(lr, self.model.clone(), mean);
+        self.model = self.outer_optimizer.step(lr, self.model.clone(), mean);
         self.completed_steps = step;
         Ok(norm_value)
     }
@@ -404,14 +404,20 @@ impl MetaLearner {
     /// [`MetaLearner::save_optimizer`] and the number of outer steps already applied. The
     /// learner must hold the checkpoint's weights (parameter ids are derived from names, so the
     /// state finds its parameters in a freshly loaded model).
-    pub fn resume(&mut self, optimizer_state: &Path, completed_steps: usize) -> Result<(), MamlError> {
-        self.outer_optimizer = self.outer_optimizer.clone().load(optimizer_state).map_err(|source| {
-            MamlError::OptimizerState {
-                action: "load",
-                path: optimizer_state.to_path_buf(),
-                source,
-            }
-        })?;
+    pub fn resume(
+        &mut self,
+        optimizer_state: &Path,
+        completed_steps: usize,
+    ) -> Result<(), MamlError> {
+        self.outer_optimizer =
+            self.outer_optimizer
+                .clone()
+                .load(optimizer_state)
+                .map_err(|source| MamlError::OptimizerState {
+                    action: "load",
+                    path: optimizer_state.to_path_buf(),
+                    source,
+                })?;
         self.completed_steps = completed_steps;
         Ok(())
     }

@@ -79,7 +79,9 @@ mod metrics;
 mod selection;
 mod tensors;
 
-pub use config::{AdaptScope, Batching, FinetuneConfig, InnerLoopConfig, MetaAlgorithm, MetaConfig};
+pub use config::{
+    AdaptScope, Batching, FinetuneConfig, InnerLoopConfig, MetaAlgorithm, MetaConfig,
+};
 pub use error::MamlError;
 pub use evaluate::evaluate;
 pub use event::{Event, Split};

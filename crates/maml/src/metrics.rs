@@ -72,10 +72,18 @@ impl Metrics {
     /// # Panics
     /// If the sets were scored with different numbers of labels, or `sets` is empty.
     pub fn pooled(sets: &[Metrics]) -> Self {
-        let num_labels = sets.first().expect("at least one scored set").confusion.len();
+        let num_labels = sets
+            .first()
+            .expect("at least one scored set")
+            .confusion
+            .len();
         let mut confusion = vec![vec![0usize; num_labels]; num_labels];
         for set in sets {
-            assert_eq!(set.confusion.len(), num_labels, "sets scored with different label counts");
+            assert_eq!(
+                set.confusion.len(),
+                num_labels,
+                "sets scored with different label counts"
+            );
             for (total_row, row) in confusion.iter_mut().zip(&set.confusion) {
                 for (total, count) in total_row.iter_mut().zip(row) {
                     *total += count;
@@ -174,7 +182,10 @@ mod tests {
     #[test]
     fn empty_set_gives_zeros_not_nan() {
         let m = Metrics::from_predictions(&[], &[], 0.0, 2);
-        assert_eq!((m.n, m.accuracy, m.macro_f1, m.mean_loss), (0, 0.0, 0.0, 0.0));
+        assert_eq!(
+            (m.n, m.accuracy, m.macro_f1, m.mean_loss),
+            (0, 0.0, 0.0, 0.0)
+        );
         assert_eq!(m.majority_baseline, 0.0);
     }
 
@@ -185,7 +196,10 @@ mod tests {
         let all = Metrics::from_predictions(&[0, 1, 1, 1, 0], &[0, 0, 1, 1, 1], 2.0, 2);
         let pooled = Metrics::pooled(&[a, b]);
         assert_eq!(pooled.confusion, all.confusion);
-        assert_eq!((pooled.n, pooled.accuracy, pooled.macro_f1), (all.n, all.accuracy, all.macro_f1));
+        assert_eq!(
+            (pooled.n, pooled.accuracy, pooled.macro_f1),
+            (all.n, all.accuracy, all.macro_f1)
+        );
         assert!((pooled.mean_loss - all.mean_loss).abs() < 1e-12);
     }
 }

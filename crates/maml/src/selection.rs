@@ -100,6 +100,25 @@ pub fn best_by_validation<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dataset::{LabelSet, Review};
+    use rand::SeedableRng;
+
+    /// 28 reviews of `books` and 14 of `tools`, interleaved.
+    fn two_domains() -> ReviewSet {
+        let reviews = (0..42)
+            .map(|i| Review {
+                text: format!("review {i}"),
+                label: i % 2,
+                domain: if i % 3 == 0 { "tools" } else { "books" }.into(),
+                source_index: i,
+            })
+            .collect();
+        ReviewSet {
+            path: "reviews.json".into(),
+            reviews,
+            labels: LabelSet::sentiment(),
+        }
+    }
 
     fn metrics(accuracy: f64, mean_loss: f64) -> Metrics {
         let mut m = Metrics::from_predictions(&[0], &[0], 0.0, 2);
@@ -110,9 +129,57 @@ mod tests {
 
     #[test]
     fn best_by_validation_prefers_accuracy_then_loss_then_earliest() {
-        let scores = [metrics(0.7, 0.5), metrics(0.8, 0.6), metrics(0.8, 0.4), metrics(0.8, 0.4)];
+        let scores = [
+            metrics(0.7, 0.5),
+            metrics(0.8, 0.6),
+            metrics(0.8, 0.4),
+            metrics(0.8, 0.4),
+        ];
         let best = best_by_validation(scores.iter().enumerate());
         assert_eq!(best, Some(2));
-        assert_eq!(best_by_validation(std::iter::empty::<(usize, &Metrics)>()), None);
+        assert_eq!(
+            best_by_validation(std::iter::empty::<(usize, &Metrics)>()),
+            None
+        );
+    }
+
+    #[test]
+    fn validation_episodes_are_held_out_of_the_meta_training_pool() {
+        let set = two_domains();
+        let training: Vec<usize> = (0..set.len()).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let holdout = hold_out_validation(&set, &training, 2, 2, 1, &mut rng).unwrap();
+        assert_eq!(
+            holdout.episodes.len(),
+            4,
+            "2 episodes from each of 2 domains"
+        );
+        let mut held: Vec<usize> = Vec::new();
+        for episode in &holdout.episodes {
+            assert_eq!((episode.support.len(), episode.query.len()), (2, 1));
+            for &index in episode.support.iter().chain(&episode.query) {
+                assert_eq!(set.reviews[index].domain, episode.domain);
+                held.push(index);
+            }
+        }
+        assert_eq!(holdout.meta_train.len() + held.len(), set.len());
+        assert!(held.iter().all(|index| !holdout.meta_train.contains(index)));
+        let mut again = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(
+            hold_out_validation(&set, &training, 2, 2, 1, &mut again).unwrap(),
+            holdout
+        );
+    }
+
+    #[test]
+    fn holding_out_too_much_of_a_domain_is_an_error() {
+        let set = two_domains();
+        let training: Vec<usize> = (0..set.len()).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let error = hold_out_validation(&set, &training, 3, 2, 2, &mut rng).unwrap_err();
+        assert!(
+            matches!(error, MamlError::DomainTooSmall { ref domain, .. } if domain == "tools"),
+            "{error}"
+        );
     }
 }

@@ -20,9 +20,13 @@ fn run(seed: u64) -> (Vec<Event>, Vec<(String, Vec<f32>)>) {
     let mut events = Vec::new();
     let mut record = |event: Event| events.push(event);
     for step in tasks.chunks(2).take(2) {
-        learner.outer_step(step, &mut rng, &mut record).expect("outer step");
+        learner
+            .outer_step(step, &mut rng, &mut record)
+            .expect("outer step");
     }
-    learner.evaluate_tasks(&tasks[4..], &mut rng, &mut record).expect("evaluation");
+    learner
+        .evaluate_tasks(&tasks[4..], &mut rng, &mut record)
+        .expect("evaluation");
     let train: Vec<_> = sets[5].support.iter().collect();
     let held_out: Vec<_> = sets[5].query.iter().collect();
     let data = FinetuneData {
@@ -35,8 +39,14 @@ fn run(seed: u64) -> (Vec<Event>, Vec<(String, Vec<f32>)>) {
         epochs: 1,
         ..FinetuneConfig::default()
     };
-    let (model, _) = finetune(learner.into_model(), &data, finetune_config, &mut rng, &mut record)
-        .expect("fine-tuning");
+    let (model, _) = finetune(
+        learner.into_model(),
+        &data,
+        finetune_config,
+        &mut rng,
+        &mut record,
+    )
+    .expect("fine-tuning");
     // Wall-clock times are the one thing allowed to differ.
     let events = events.into_iter().map(without_time).collect();
     (events, weights(&model))

@@ -32,8 +32,11 @@ fn keyword_sets() -> (Vec<EncodedReview>, Vec<EncodedReview>, Vec<EncodedReview>
 #[test]
 fn finetune_scores_zero_shot_then_every_epoch_and_learns() {
     let (train, validation, test) = keyword_sets();
-    let (train, validation, test): (Vec<_>, Vec<_>, Vec<_>) =
-        (train.iter().collect(), validation.iter().collect(), test.iter().collect());
+    let (train, validation, test): (Vec<_>, Vec<_>, Vec<_>) = (
+        train.iter().collect(),
+        validation.iter().collect(),
+        test.iter().collect(),
+    );
     let data = FinetuneData {
         train: &train,
         validation: &validation,
@@ -51,7 +54,11 @@ fn finetune_scores_zero_shot_then_every_epoch_and_learns() {
     assert_eq!(history.len(), 5);
     assert_eq!(history[0].epoch, 0);
     assert_eq!(history[0].train_loss, None, "epoch 0 is zero-shot");
-    assert!(history.iter().all(|record| record.test.as_ref().is_some_and(|t| t.n == 16)));
+    assert!(
+        history
+            .iter()
+            .all(|record| record.test.as_ref().is_some_and(|t| t.n == 16))
+    );
     let last = history.last().expect("epochs");
     assert!(
         last.validation.mean_loss < 0.8 * history[0].validation.mean_loss,
@@ -66,11 +73,26 @@ fn finetune_scores_zero_shot_then_every_epoch_and_learns() {
     assert_eq!(batches, 4 * 6, "48 examples in batches of 8, 4 epochs");
     let test_scores = events
         .iter()
-        .filter(|event| matches!(event, Event::Scored { split: Split::Test, .. }))
+        .filter(|event| {
+            matches!(
+                event,
+                Event::Scored {
+                    split: Split::Test,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(test_scores, 5);
-    let best = best_by_validation(history.iter().map(|record| (record.epoch, &record.validation)));
-    assert!(best.is_some_and(|epoch| epoch > 0), "training beats zero-shot on validation");
+    let best = best_by_validation(
+        history
+            .iter()
+            .map(|record| (record.epoch, &record.validation)),
+    );
+    assert!(
+        best.is_some_and(|epoch| epoch > 0),
+        "training beats zero-shot on validation"
+    );
 }
 
 #[test]
@@ -82,16 +104,22 @@ fn resumed_adamw_continues_exactly() {
     let mut rng_b = rng_a.clone();
     let mut uninterrupted = new_tuner(tiny_model(3, &Device::flex()));
     for _ in 0..2 {
-        uninterrupted.train_epoch(&train, &mut rng_a, &mut |_| {}).expect("epoch");
+        uninterrupted
+            .train_epoch(&train, &mut rng_a, &mut |_| {})
+            .expect("epoch");
     }
     let mut first = new_tuner(tiny_model(3, &Device::flex()));
-    first.train_epoch(&train, &mut rng_b, &mut |_| {}).expect("epoch");
+    first
+        .train_epoch(&train, &mut rng_b, &mut |_| {})
+        .expect("epoch");
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("adamw.bpk");
     first.save_optimizer(&state).expect("saved");
     let mut resumed = new_tuner(first.into_model());
     resumed.resume(&state, 1).expect("loaded");
-    resumed.train_epoch(&train, &mut rng_b, &mut |_| {}).expect("epoch");
+    resumed
+        .train_epoch(&train, &mut rng_b, &mut |_| {})
+        .expect("epoch");
     assert_eq!(resumed.completed_epochs(), 2);
     assert_eq!(weights(resumed.model()), weights(uninterrupted.model()));
 }

@@ -33,7 +33,9 @@ fn golden_config() -> MetaConfig {
 
 fn golden_checkpoint() -> BertClassifier {
     let dir = resolve_model(
-        test_support::golden_checkpoint_dir().to_str().expect("UTF-8 path"),
+        test_support::golden_checkpoint_dir()
+            .to_str()
+            .expect("UTF-8 path"),
         &HubOptions::from_env(),
     )
     .expect("golden checkpoint resolves");
@@ -52,7 +54,11 @@ fn reviews(batch: &Value) -> Vec<EncodedReview> {
             .map(flatten_i64)
             .collect()
     };
-    let (ids, masks, types) = (rows("input_ids"), rows("attention_mask"), rows("token_type_ids"));
+    let (ids, masks, types) = (
+        rows("input_ids"),
+        rows("attention_mask"),
+        rows("token_type_ids"),
+    );
     let labels = flatten_i64(&batch["labels"]);
     (0..ids.len())
         .map(|row| {
@@ -110,7 +116,13 @@ fn slice(tensor: &NamedTensor, index: &str) -> Vec<f64> {
         .zip(&tensor.shape)
         .map(|(part, &dim)| {
             let (start, stop) = part.trim().split_once(':').expect("start:stop");
-            let parse = |s: &str, default| if s.is_empty() { default } else { s.parse().expect("index") };
+            let parse = |s: &str, default| {
+                if s.is_empty() {
+                    default
+                } else {
+                    s.parse().expect("index")
+                }
+            };
             (parse(start, 0), parse(stop, dim))
         })
         .collect();
@@ -154,7 +166,9 @@ fn fomaml_step_matches_transformers() {
         let update = units.task_update(task, &mut rng).expect("task adapts");
         let inner = flatten_f64(&expected["inner_losses_before_each_step"]);
         assert_close(&update.inner_losses, &inner, 0.0, REL, "inner losses");
-        let query = expected["query_loss_at_adapted_weights"].as_f64().expect("loss");
+        let query = expected["query_loss_at_adapted_weights"]
+            .as_f64()
+            .expect("loss");
         assert_rel(update.query_loss, query, REL, "query loss");
         meta_gradient.add(units.model(), update.gradient);
     }
@@ -162,10 +176,21 @@ fn fomaml_step_matches_transformers() {
     let expected = &golden["meta_gradient_before_outer_step"];
     for (name, norm) in expected["grad_norms"].as_object().expect("norms") {
         let tensor = &mean[name];
-        let ours = tensor.values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+        let ours = tensor
+            .values
+            .iter()
+            .map(|&v| f64::from(v).powi(2))
+            .sum::<f64>()
+            .sqrt();
         // Some norms are float noise around zero (key biases): an absolute floor for those.
         let norm = norm.as_f64().expect("norm");
-        assert_close(&[ours], &[norm], 1e-6, REL, &format!("gradient norm of {name}"));
+        assert_close(
+            &[ours],
+            &[norm],
+            1e-6,
+            REL,
+            &format!("gradient norm of {name}"),
+        );
     }
     for (name, expected) in expected["grad_slices"].as_object().expect("slices") {
         let index = expected["index"].as_str().expect("index");
@@ -195,9 +220,19 @@ fn fomaml_step_matches_transformers() {
         .collect();
     let expected_query: Vec<f64> = golden_tasks
         .iter()
-        .map(|task| task["query_loss_at_adapted_weights"].as_f64().expect("loss"))
+        .map(|task| {
+            task["query_loss_at_adapted_weights"]
+                .as_f64()
+                .expect("loss")
+        })
         .collect();
-    assert_close(&query_losses, &expected_query, 0.0, REL, "query losses of the outer step");
+    assert_close(
+        &query_losses,
+        &expected_query,
+        0.0,
+        REL,
+        "query losses of the outer step",
+    );
 
     let model = learner.model().valid();
     let device = Device::flex();
@@ -208,13 +243,23 @@ fn fomaml_step_matches_transformers() {
         .try_into_vec_as::<f64>()
         .expect("f64 logits");
     let expected_logits = flatten_f64(&golden["probe_logits_after_meta_step"]);
-    assert_close(&logits, &expected_logits, 1e-5, REL, "probe logits after the meta-step");
+    assert_close(
+        &logits,
+        &expected_logits,
+        1e-5,
+        REL,
+        "probe logits after the meta-step",
+    );
     let state: HashMap<String, NamedTensor> = model
         .state_dict()
         .into_iter()
         .map(|tensor| (tensor.name.clone(), tensor))
         .collect();
-    let bias: Vec<f64> = state["classifier.bias"].values.iter().map(|&v| f64::from(v)).collect();
+    let bias: Vec<f64> = state["classifier.bias"]
+        .values
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
     assert_close(
         &bias,
         &flatten_f64(&golden["classifier_bias_after_meta_step"]),
@@ -224,7 +269,10 @@ fn fomaml_step_matches_transformers() {
     );
     let weight = &golden["classifier_weight_after_meta_step_slice"];
     assert_close(
-        &slice(&state["classifier.weight"], weight["index"].as_str().expect("index")),
+        &slice(
+            &state["classifier.weight"],
+            weight["index"].as_str().expect("index"),
+        ),
         &flatten_f64(&weight["values"]),
         0.0,
         REL,

@@ -17,7 +17,9 @@ fn outer_step(device: &Device) -> (OuterStepReport, Vec<(String, Vec<f32>)>) {
     let sets: Vec<KeywordTask> = (0..2).map(|_| KeywordTask::draw(&mut rng, 8, 8)).collect();
     let tasks: Vec<Task> = sets.iter().map(KeywordTask::task).collect();
     let mut learner = MetaLearner::new(tiny_model(5, device), tiny_config()).expect("valid");
-    let report = learner.outer_step(&tasks, &mut rng, &mut |_| {}).expect("outer step");
+    let report = learner
+        .outer_step(&tasks, &mut rng, &mut |_| {})
+        .expect("outer step");
     (report, weights(learner.model()))
 }
 
@@ -38,10 +40,23 @@ fn outer_step_on_wgpu_matches_flex() {
     let (on_flex, flex_weights) = outer_step(&Device::flex());
     assert_eq!(on_wgpu.step, 1);
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
-    assert!(close(on_wgpu.mean_query_loss, on_flex.mean_query_loss), "{on_wgpu:?} vs {on_flex:?}");
-    assert!(close(on_wgpu.grad_norm, on_flex.grad_norm), "{on_wgpu:?} vs {on_flex:?}");
+    assert!(
+        close(on_wgpu.mean_query_loss, on_flex.mean_query_loss),
+        "{on_wgpu:?} vs {on_flex:?}"
+    );
+    assert!(
+        close(on_wgpu.grad_norm, on_flex.grad_norm),
+        "{on_wgpu:?} vs {on_flex:?}"
+    );
     for ((name, a), (_, b)) in wgpu_weights.iter().zip(&flex_weights) {
-        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-        assert!(worst < 1e-4, "{name} differs by {worst} between wgpu and flex");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            worst < 1e-4,
+            "{name} differs by {worst} between wgpu and flex"
+        );
     }
 }

@@ -229,8 +229,12 @@ impl BertClassifier {
     /// token's embedding zero. The same seed gives the same weights on every device.
     pub fn init(config: &BertConfig, num_labels: usize, seed: u64, device: &Device) -> Self {
         let mut source = crate::naming::SeededInit::new(config, seed);
-        crate::naming::fill_parameters(Self::skeleton(config, num_labels, device), &mut source, device)
-            .expect("seeded initialisation cannot fail")
+        crate::naming::fill_parameters(
+            Self::skeleton(config, num_labels, device),
+            &mut source,
+            device,
+        )
+        .expect("seeded initialisation cannot fail")
     }
 
     /// The config the network was built from.
@@ -289,7 +293,10 @@ impl BertClassifier {
             hidden = layer.forward(hidden, mask.clone());
         }
         let hidden_size = self.config.hidden_size;
-        let cls = hidden.clone().slice([0..batch, 0..1]).reshape([batch, hidden_size]);
+        let cls = hidden
+            .clone()
+            .slice([0..batch, 0..1])
+            .reshape([batch, hidden_size]);
         let pooler_output = self.bert.pooler.dense.forward(cls).tanh();
         BertOutput {
             last_hidden_state: hidden,
@@ -308,7 +315,9 @@ impl BertEmbeddings {
     fn forward(&self, input: &BertInput) -> Tensor<3> {
         let [_, seq_len] = input.input_ids.dims();
         let words = self.word_embeddings.forward(input.input_ids.clone());
-        let types = self.token_type_embeddings.forward(input.token_type_ids.clone());
+        let types = self
+            .token_type_embeddings
+            .forward(input.token_type_ids.clone());
         // Positions 0..seq_len for every row: a slice of the table, broadcast over the batch.
         let positions = self
             .position_embeddings
@@ -365,5 +374,53 @@ impl DenseNormOutput {
     fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
         let x = self.dropout.forward(self.dense.forward(hidden));
         self.layer_norm.forward(x + residual)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_become_row_major_tensors_and_labels() {
+        let batch = tasks::Batch {
+            input_ids: vec![101, 7, 102, 101, 102, 0],
+            attention_mask: vec![1, 1, 1, 1, 1, 0],
+            token_type_ids: vec![0; 6],
+            labels: vec![1, 0],
+            lengths: vec![3, 2],
+            source_indices: vec![10, 4],
+            batch_size: 2,
+            seq_len: 3,
+        };
+        let device = Device::flex();
+        let input = BertInput::from_batch(&batch, &device);
+        assert_eq!(input.input_ids.dims(), [2, 3]);
+        let mask: Vec<i64> = input
+            .attention_mask
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec()
+            .unwrap();
+        assert_eq!(mask, batch.attention_mask);
+        let labels: Vec<i64> = labels_tensor(&batch, &device)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec()
+            .unwrap();
+        assert_eq!(labels, [1, 0]);
+    }
+
+    #[test]
+    fn cross_entropy_is_the_mean_negative_log_likelihood() {
+        let device = Device::flex();
+        let logits = Tensor::<2>::from_data(
+            TensorData::new(vec![0.0f32, 0.0, 2.0, 0.0], [2, 2]),
+            &device,
+        );
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
+        let loss: f32 = cross_entropy(logits, labels).into_scalar();
+        let expected = (2f32.ln() + (1.0 + 2f32.exp()).ln()) / 2.0;
+        assert!((loss - expected).abs() < 1e-6, "{loss} vs {expected}");
     }
 }

@@ -167,19 +167,27 @@ impl BertConfig {
         }
         let probabilities = [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
             ("classifier_dropout", self.classifier_dropout()),
         ];
         if let Some((name, p)) = probabilities.iter().find(|(_, p)| !(0.0..1.0).contains(p)) {
             return Err(format!("{name} {p} is not a probability in [0, 1)"));
         }
         if !(self.layer_norm_eps > 0.0 && self.initializer_range >= 0.0) {
-            return Err("layer_norm_eps must be positive and initializer_range non-negative".into());
+            return Err(
+                "layer_norm_eps must be positive and initializer_range non-negative".into(),
+            );
         }
         if let Some(pad) = self.pad_token_id
             && pad >= self.vocab_size
         {
-            return Err(format!("pad_token_id {pad} is outside the vocabulary of {}", self.vocab_size));
+            return Err(format!(
+                "pad_token_id {pad} is outside the vocabulary of {}",
+                self.vocab_size
+            ));
         }
         Ok(())
     }
@@ -256,7 +264,11 @@ mod tests {
     fn defaults_are_transformers_bert_base() {
         let config = BertConfig::from_json("{}").unwrap();
         assert_eq!(
-            (config.hidden_size, config.num_hidden_layers, config.intermediate_size),
+            (
+                config.hidden_size,
+                config.num_hidden_layers,
+                config.intermediate_size
+            ),
             (768, 12, 3072)
         );
         assert_eq!(config.classifier_dropout(), 0.1);
@@ -265,14 +277,18 @@ mod tests {
 
     #[test]
     fn rejects_heads_that_do_not_divide_the_width() {
-        let error = BertConfig::from_json(r#"{"hidden_size": 30, "num_attention_heads": 4}"#)
-            .unwrap_err();
+        let error =
+            BertConfig::from_json(r#"{"hidden_size": 30, "num_attention_heads": 4}"#).unwrap_err();
         assert!(error.contains("not a multiple"), "{error}");
     }
 
     #[test]
     fn rejects_unknown_activation_and_relative_positions() {
-        assert!(BertConfig::from_json(r#"{"hidden_act": "swish"}"#).unwrap_err().contains("swish"));
+        assert!(
+            BertConfig::from_json(r#"{"hidden_act": "swish"}"#)
+                .unwrap_err()
+                .contains("swish")
+        );
         assert!(
             BertConfig::from_json(r#"{"position_embedding_type": "relative_key"}"#)
                 .unwrap_err()

@@ -34,9 +34,7 @@ pub enum ModelError {
         dir: PathBuf,
     },
     /// A weight file cannot be parsed: truncated, corrupt, or not the format its name says.
-    #[error(
-        "`{path}` is corrupt or truncated ({message}); download or save the model again"
-    )]
+    #[error("`{path}` is corrupt or truncated ({message}); download or save the model again")]
     CorruptWeights {
         /// The weight file.
         path: PathBuf,
@@ -144,7 +142,10 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| ModelError::Io {
             action,

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::ApiBuilder;
 use hf_hub::Cache;
+use hf_hub::api::sync::ApiBuilder;
 
 use crate::checkpoint::{CheckpointMeta, METADATA_FILE};
 use crate::config::BertConfig;
@@ -38,7 +38,10 @@ impl HubOptions {
     /// `HF_HUB_OFFLINE`.
     pub fn from_env() -> Self {
         let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|value| {
-            matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+            matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
         });
         Self {
             endpoint: std::env::var("HF_ENDPOINT")
@@ -157,7 +160,12 @@ fn fetch_from_hub(model_id: &str, hub: &HubOptions) -> Result<PathBuf, ModelErro
                 cache: hub.cache_dir.clone(),
             }
         } else {
-            download_error(model_id, file, hub, "the hub has no such file (HTTP 404)".into())
+            download_error(
+                model_id,
+                file,
+                hub,
+                "the hub has no such file (HTTP 404)".into(),
+            )
         }
     };
     let config = fetch("config.json")?.ok_or_else(|| missing("config.json"))?;
@@ -193,7 +201,10 @@ mod tests {
 
     #[test]
     fn hub_ids_and_paths_are_told_apart() {
-        for id in ["bert-base-uncased", "sentence-transformers/all-MiniLM-L6-v2"] {
+        for id in [
+            "bert-base-uncased",
+            "sentence-transformers/all-MiniLM-L6-v2",
+        ] {
             assert!(!looks_like_path(id), "{id}");
         }
         for path in ["./model", "/abs/model", "~/m", "a/b/c", "dir/", ""] {

@@ -10,7 +10,7 @@ use dataset::LabelSet;
 use crate::bert::BertClassifier;
 use crate::error::ModelError;
 use crate::hub::ModelDir;
-use crate::naming::{fill_parameters, ParamRequest, ParamSource, SeededInit};
+use crate::naming::{ParamRequest, ParamSource, SeededInit, fill_parameters};
 use crate::weights::WeightFile;
 
 /// What loading found in the weight file.
@@ -51,7 +51,10 @@ impl FileSource {
         let legacy = name
             .strip_suffix("LayerNorm.weight")
             .map(|stem| format!("{stem}LayerNorm.gamma"))
-            .or_else(|| name.strip_suffix("LayerNorm.bias").map(|stem| format!("{stem}LayerNorm.beta")));
+            .or_else(|| {
+                name.strip_suffix("LayerNorm.bias")
+                    .map(|stem| format!("{stem}LayerNorm.beta"))
+            });
         std::iter::once(name.to_string())
             .chain(legacy)
             .find(|key| self.file.shape(key).is_some())
@@ -85,7 +88,10 @@ impl ParamSource for FileSource {
             }
             None if may_initialize => {
                 if request.name.starts_with("bert.pooler.") {
-                    tracing::warn!(tensor = request.name, "the weights have no pooler; initialising it from the seed");
+                    tracing::warn!(
+                        tensor = request.name,
+                        "the weights have no pooler; initialising it from the seed"
+                    );
                 }
             }
             None => {

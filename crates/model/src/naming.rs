@@ -112,14 +112,19 @@ fn transformers_name(path: &[(String, String)]) -> (String, bool) {
         })
         .collect();
     parts.push(leaf);
-    (parts.join("."), owner == "Struct:Linear" && leaf == "weight")
+    (
+        parts.join("."),
+        owner == "Struct:Linear" && leaf == "weight",
+    )
 }
 
 fn init_for(path: &[(String, String)], name: &str) -> Init {
     let (leaf, owner) = path.last().expect("a parameter has a path");
     match (owner.as_str(), leaf.as_str()) {
         ("Struct:LayerNorm", "gamma") => Init::Ones,
-        ("Struct:Embedding", _) if name.ends_with("word_embeddings.weight") => Init::NormalPaddingZero,
+        ("Struct:Embedding", _) if name.ends_with("word_embeddings.weight") => {
+            Init::NormalPaddingZero
+        }
         (_, "weight") => Init::Normal,
         _ => Init::Zeros,
     }
@@ -152,7 +157,8 @@ struct Filler<'a> {
 
 impl ModuleMapper for Filler<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((name.to_string(), container_type.to_string()));
+        self.path
+            .push((name.to_string(), container_type.to_string()));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -176,7 +182,10 @@ impl ModuleMapper for Filler<'_> {
         };
         match self.source.values(&request) {
             Ok(values) => {
-                let data = TensorData::new(burn_values(values, &shape, linear_weight), burn_shape.clone());
+                let data = TensorData::new(
+                    burn_values(values, &shape, linear_weight),
+                    burn_shape.clone(),
+                );
                 Param::uninitialized(
                     param_id(&name),
                     move |device, require_grad| {
@@ -233,7 +242,8 @@ struct Collector<'a> {
 
 impl ModuleVisitor for Collector<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((name.to_string(), container_type.to_string()));
+        self.path
+            .push((name.to_string(), container_type.to_string()));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -317,14 +327,20 @@ mod tests {
         assert_eq!(names[5], "bert.encoder.layer.0.attention.self.query.weight");
         assert!(names.contains(&"bert.encoder.layer.1.attention.output.LayerNorm.bias"));
         assert!(names.contains(&"bert.encoder.layer.1.output.dense.weight"));
-        assert_eq!(&names[names.len() - 4..], [
-            "bert.pooler.dense.weight",
-            "bert.pooler.dense.bias",
-            "classifier.weight",
-            "classifier.bias"
-        ]);
+        assert_eq!(
+            &names[names.len() - 4..],
+            [
+                "bert.pooler.dense.weight",
+                "bert.pooler.dense.bias",
+                "classifier.weight",
+                "classifier.bias"
+            ]
+        );
         let shape = |name: &str| state.iter().find(|t| t.name == name).unwrap().shape.clone();
-        assert_eq!(shape("bert.encoder.layer.0.intermediate.dense.weight"), [12, 8]);
+        assert_eq!(
+            shape("bert.encoder.layer.0.intermediate.dense.weight"),
+            [12, 8]
+        );
         assert_eq!(shape("classifier.weight"), [3, 8]);
     }
 
@@ -342,14 +358,27 @@ mod tests {
         }
         let get = |name: &str| &a.iter().find(|t| t.name == name).unwrap().values;
         assert!(get("classifier.bias").iter().all(|&v| v == 0.0));
-        assert!(get("bert.embeddings.LayerNorm.weight").iter().all(|&v| v == 1.0));
+        assert!(
+            get("bert.embeddings.LayerNorm.weight")
+                .iter()
+                .all(|&v| v == 1.0)
+        );
         let words = get("bert.embeddings.word_embeddings.weight");
-        assert!(words[..8].iter().all(|&v| v == 0.0), "padding row must be zero");
+        assert!(
+            words[..8].iter().all(|&v| v == 0.0),
+            "padding row must be zero"
+        );
         let rest = &words[8..];
         let mean = rest.iter().map(|&v| f64::from(v)).sum::<f64>() / rest.len() as f64;
-        let std = (rest.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>()
+        let std = (rest
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
             / rest.len() as f64)
             .sqrt();
-        assert!(mean.abs() < 0.005 && (std - 0.02).abs() < 0.003, "mean {mean}, std {std}");
+        assert!(
+            mean.abs() < 0.005 && (std - 0.02).abs() < 0.003,
+            "mean {mean}, std {std}"
+        );
     }
 }

@@ -68,8 +68,12 @@ impl WeightFile {
             .map_err(ModelError::io("inspect", path))?
             .len();
         let mut len_bytes = [0u8; 8];
-        file.read_exact(&mut len_bytes)
-            .map_err(|_| Self::corrupt(path, format!("{file_len} bytes, too short for a safetensors header")))?;
+        file.read_exact(&mut len_bytes).map_err(|_| {
+            Self::corrupt(
+                path,
+                format!("{file_len} bytes, too short for a safetensors header"),
+            )
+        })?;
         let header_len = u64::from_le_bytes(len_bytes);
         // safetensors' own limit on header size: anything larger is garbage, not a header.
         const MAX_HEADER: u64 = 100_000_000;
@@ -119,8 +123,7 @@ impl WeightFile {
                 "no such file",
             )));
         }
-        let reader =
-            PytorchReader::new(path).map_err(|e| Self::corrupt(path, e.to_string()))?;
+        let reader = PytorchReader::new(path).map_err(|e| Self::corrupt(path, e.to_string()))?;
         let entries = reader
             .into_tensors()
             .into_iter()
@@ -170,7 +173,10 @@ impl WeightFile {
                     Dtype::F64 => DType::F64,
                     other => return Err(unsupported(format!("{other:?}"))),
                 };
-                let file = self.file.as_mut().expect("safetensors entries keep their file open");
+                let file = self
+                    .file
+                    .as_mut()
+                    .expect("safetensors entries keep their file open");
                 let mut bytes = vec![0u8; (end - start) as usize];
                 file.seek(SeekFrom::Start(*start))
                     .and_then(|_| file.read_exact(&mut bytes))
@@ -193,7 +199,11 @@ impl WeightFile {
         };
         let data = TensorData::try_from_bytes_vec(bytes, shape, dtype)
             .map_err(|e| Self::corrupt(&self.path, format!("tensor `{name}`: {e:?}")))?;
-        let data = if dtype == DType::F32 { data } else { data.convert::<f32>() };
+        let data = if dtype == DType::F32 {
+            data
+        } else {
+            data.convert::<f32>()
+        };
         data.try_into_vec::<f32>()
             .map_err(|e| Self::corrupt(&self.path, format!("tensor `{name}`: {e:?}")))
     }
@@ -231,8 +241,13 @@ mod tests {
         let view = safetensors::tensor::TensorView::new(Dtype::F32, vec![2, 3], &data).unwrap();
         let bytes = safetensors::serialize([("w", view)], None).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
-        let error = WeightFile::open(&path).err().expect("truncated file must fail");
-        assert!(matches!(error, ModelError::CorruptWeights { .. }), "{error}");
+        let error = WeightFile::open(&path)
+            .err()
+            .expect("truncated file must fail");
+        assert!(
+            matches!(error, ModelError::CorruptWeights { .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains("model.safetensors"), "{error}");
 
         std::fs::write(&path, &bytes).unwrap();
@@ -248,7 +263,10 @@ mod tests {
             let path = dir.path().join(name);
             std::fs::write(&path, b"this is not a weight file at all").unwrap();
             let error = WeightFile::open(&path).err().expect("garbage must fail");
-            assert!(matches!(error, ModelError::CorruptWeights { .. }), "{name}: {error}");
+            assert!(
+                matches!(error, ModelError::CorruptWeights { .. }),
+                "{name}: {error}"
+            );
         }
     }
 }

@@ -22,14 +22,23 @@ fn tiny_checkpoint(parent: &Path, name: &str) -> PathBuf {
     let source = ModelDir::open(&test_support::tiny_bert_dir()).unwrap();
     let (model, _) = load_classifier(&source, &tiny_labels(), 0, &Device::flex()).unwrap();
     let out = parent.join(name);
-    save_checkpoint(&model, &source, &tiny_labels(), &CheckpointMeta::default(), &out, |_| Ok(()))
-        .unwrap();
+    save_checkpoint(
+        &model,
+        &source,
+        &tiny_labels(),
+        &CheckpointMeta::default(),
+        &out,
+        |_| Ok(()),
+    )
+    .unwrap();
     out
 }
 
 fn load_error(dir: &Path, labels: &LabelSet) -> ModelError {
     let dir = ModelDir::open(dir).unwrap();
-    load_classifier(&dir, labels, 0, &Device::flex()).err().expect("loading must fail")
+    load_classifier(&dir, labels, 0, &Device::flex())
+        .err()
+        .expect("loading must fail")
 }
 
 /// Rewrites `dir/model.safetensors` keeping only the tensors `keep` accepts.
@@ -37,7 +46,11 @@ fn filter_weights(dir: &Path, keep: impl Fn(&str) -> bool) {
     let path = dir.join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let kept: Vec<_> = tensors.tensors().into_iter().filter(|(name, _)| keep(name)).collect();
+    let kept: Vec<_> = tensors
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| keep(name))
+        .collect();
     let out = safetensors::serialize(kept, None).unwrap();
     std::fs::write(&path, out).unwrap();
 }
@@ -50,14 +63,22 @@ fn truncated_or_corrupt_safetensors_is_named() {
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
     let error = load_error(&dir, &tiny_labels());
-    assert!(matches!(error, ModelError::CorruptWeights { .. }), "{error}");
-    assert!(error.to_string().contains("model.safetensors") && error.to_string().contains("truncated"));
+    assert!(
+        matches!(error, ModelError::CorruptWeights { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("model.safetensors") && error.to_string().contains("truncated")
+    );
 
     let mut garbled = bytes.clone();
     garbled[8..40].fill(b'#');
     std::fs::write(&weights, &garbled).unwrap();
     let error = load_error(&dir, &tiny_labels());
-    assert!(matches!(error, ModelError::CorruptWeights { .. }), "{error}");
+    assert!(
+        matches!(error, ModelError::CorruptWeights { .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -66,21 +87,41 @@ fn config_sizes_that_disagree_with_the_weights_name_tensor_and_shapes() {
     let dir = tiny_checkpoint(tmp.path(), "ckpt");
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).unwrap();
-    std::fs::write(&config_path, text.replace("\"hidden_size\": 32", "\"hidden_size\": 64")).unwrap();
+    std::fs::write(
+        &config_path,
+        text.replace("\"hidden_size\": 32", "\"hidden_size\": 64"),
+    )
+    .unwrap();
     let error = load_error(&dir, &tiny_labels());
-    let ModelError::ShapeMismatch { name, expected, found, .. } = &error else {
+    let ModelError::ShapeMismatch {
+        name,
+        expected,
+        found,
+        ..
+    } = &error
+    else {
         panic!("expected a shape mismatch, got {error}");
     };
     assert_eq!(name, "bert.embeddings.word_embeddings.weight");
-    assert_eq!((expected.as_slice(), found.as_slice()), (&[30522, 64][..], &[30522, 32][..]));
-    assert!(error.to_string().contains("config.json and the weights disagree"), "{error}");
+    assert_eq!(
+        (expected.as_slice(), found.as_slice()),
+        (&[30522, 64][..], &[30522, 32][..])
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("config.json and the weights disagree"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_missing_encoder_tensor_is_an_error_and_a_missing_pooler_is_initialised() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_checkpoint(tmp.path(), "no-value");
-    filter_weights(&dir, |name| !name.contains("layer.1.attention.self.value.weight"));
+    filter_weights(&dir, |name| {
+        !name.contains("layer.1.attention.self.value.weight")
+    });
     let error = load_error(&dir, &tiny_labels());
     assert!(
         matches!(&error, ModelError::MissingTensor { name, .. } if name == "encoder.layer.1.attention.self.value.weight"),
@@ -91,7 +132,10 @@ fn a_missing_encoder_tensor_is_an_error_and_a_missing_pooler_is_initialised() {
     filter_weights(&dir, |name| !name.contains("pooler"));
     let dir = ModelDir::open(&dir).unwrap();
     let (_, report) = load_classifier(&dir, &tiny_labels(), 0, &Device::flex()).unwrap();
-    assert_eq!(report.initialized, ["bert.pooler.dense.weight", "bert.pooler.dense.bias"]);
+    assert_eq!(
+        report.initialized,
+        ["bert.pooler.dense.weight", "bert.pooler.dense.bias"]
+    );
 }
 
 #[test]
@@ -99,7 +143,10 @@ fn a_checkpoint_for_other_labels_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_checkpoint(tmp.path(), "ckpt");
     let error = load_error(&dir, &LabelSet::sentiment());
-    let ModelError::LabelMismatch { expected, found, .. } = &error else {
+    let ModelError::LabelMismatch {
+        expected, found, ..
+    } = &error
+    else {
         panic!("expected a label mismatch, got {error}");
     };
     assert_eq!((expected.len(), found.len()), (2, 3));
@@ -110,7 +157,8 @@ fn a_base_model_with_another_head_gets_a_new_head() {
     // The fixture is a plain transformers directory (not our checkpoint) with a 3-label head:
     // for 2 labels the head is initialised from the seed, the encoder still loaded.
     let dir = ModelDir::open(&test_support::tiny_bert_dir()).unwrap();
-    let (model, report) = load_classifier(&dir, &LabelSet::sentiment(), 0, &Device::flex()).unwrap();
+    let (model, report) =
+        load_classifier(&dir, &LabelSet::sentiment(), 0, &Device::flex()).unwrap();
     assert_eq!(model.num_labels(), 2);
     assert_eq!(report.initialized, ["classifier.weight", "classifier.bias"]);
     assert_eq!(report.unused, ["classifier.bias", "classifier.weight"]);
@@ -120,8 +168,15 @@ fn a_base_model_with_another_head_gets_a_new_head() {
 fn a_directory_without_weights_or_config_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let error = ModelDir::open(tmp.path()).unwrap_err();
-    assert!(matches!(error, ModelError::Io { .. }) && error.to_string().contains("config.json"), "{error}");
-    std::fs::copy(test_support::tiny_bert_dir().join("config.json"), tmp.path().join("config.json")).unwrap();
+    assert!(
+        matches!(error, ModelError::Io { .. }) && error.to_string().contains("config.json"),
+        "{error}"
+    );
+    std::fs::copy(
+        test_support::tiny_bert_dir().join("config.json"),
+        tmp.path().join("config.json"),
+    )
+    .unwrap();
     let error = ModelDir::open(tmp.path()).unwrap_err();
     assert!(matches!(error, ModelError::NoWeights { .. }), "{error}");
 }
@@ -169,7 +224,10 @@ fn serve_hub(files_from: PathBuf) -> String {
                     head.extend_from_slice(part);
                     head
                 }
-                Err(_) => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+                Err(_) => {
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_vec()
+                }
             };
             let _ = stream.write_all(&response);
         }
@@ -187,13 +245,22 @@ fn hub_ids_download_into_the_cache_and_load_offline_afterwards() {
         offline: false,
     };
     let dir = resolve_model("meta-bert/tiny-bert", &online).unwrap();
-    assert!(dir.root.starts_with(cache.path().join("models--meta-bert--tiny-bert/snapshots")));
-    assert!(dir.weights.ends_with("pytorch_model.bin"), "no model.safetensors on this hub");
+    assert!(
+        dir.root
+            .starts_with(cache.path().join("models--meta-bert--tiny-bert/snapshots"))
+    );
+    assert!(
+        dir.weights.ends_with("pytorch_model.bin"),
+        "no model.safetensors on this hub"
+    );
     assert!(dir.root.join("tokenizer.json").is_file() && dir.root.join("vocab.txt").is_file());
     assert_eq!(dir.config.hidden_size, 32);
 
     let golden = test_support::tiny_bert_golden();
-    let offline = HubOptions { offline: true, ..online };
+    let offline = HubOptions {
+        offline: true,
+        ..online
+    };
     let dir = resolve_model("meta-bert/tiny-bert", &offline).unwrap();
     let device = Device::flex();
     let (model, _) = load_classifier(&dir, &tiny_labels(), 0, &device).unwrap();
@@ -206,8 +273,19 @@ fn hub_ids_download_into_the_cache_and_load_offline_afterwards() {
         [4, ids.len() / 4],
         &device,
     );
-    let logits: Vec<f64> = model.forward(&input).into_data().convert::<f64>().try_into_vec().unwrap();
-    test_support::assert_close(&logits, &test_support::flatten_f64(&golden["logits"]), 1e-5, 0.0, "logits");
+    let logits: Vec<f64> = model
+        .forward(&input)
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec()
+        .unwrap();
+    test_support::assert_close(
+        &logits,
+        &test_support::flatten_f64(&golden["logits"]),
+        1e-5,
+        0.0,
+        "logits",
+    );
 }
 
 #[test]
@@ -221,7 +299,10 @@ fn offline_without_a_cached_copy_says_how_to_proceed() {
     let error = resolve_model("bert-base-uncased", &hub).unwrap_err();
     assert!(matches!(error, ModelError::Offline { .. }), "{error}");
     let message = error.to_string();
-    assert!(message.contains("HF_HUB_OFFLINE") && message.contains("local model directory"), "{message}");
+    assert!(
+        message.contains("HF_HUB_OFFLINE") && message.contains("local model directory"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -58,7 +58,10 @@ fn check_hidden_and_pooler(model: &BertClassifier, golden: &Value, device: &Devi
             .map(|&d| d as usize)
             .collect::<Vec<_>>()
     );
-    let hidden_slice = output.last_hidden_state.clone().slice([0..batch, 0..4, 0..8]);
+    let hidden_slice = output
+        .last_hidden_state
+        .clone()
+        .slice([0..batch, 0..4, 0..8]);
     assert_close(
         &values(hidden_slice),
         &flatten_f64(&forward["last_hidden_state_slice"]["values"]),
@@ -68,7 +71,9 @@ fn check_hidden_and_pooler(model: &BertClassifier, golden: &Value, device: &Devi
     );
     // Over every real token, so that an error at later positions or padding cannot hide.
     let mask = input.attention_mask.clone().float().unsqueeze_dim::<3>(2);
-    let masked_mean = (output.last_hidden_state.abs() * mask.clone()).sum_dim(2).sum_dim(1)
+    let masked_mean = (output.last_hidden_state.abs() * mask.clone())
+        .sum_dim(2)
+        .sum_dim(1)
         / (mask.sum_dim(2).sum_dim(1) * hidden as f64);
     assert_close(
         &values(masked_mean),
@@ -110,9 +115,7 @@ fn slice_values(values: &[f32], shape: &[usize], index: &str) -> Vec<f64> {
         .split(',')
         .zip(shape)
         .map(|(part, &dim)| match part.trim().split_once(':') {
-            Some((start, end)) => {
-                start.parse().unwrap_or(0)..end.parse().unwrap_or(dim)
-            }
+            Some((start, end)) => start.parse().unwrap_or(0)..end.parse().unwrap_or(dim),
             None => {
                 let at: usize = part.trim().parse().unwrap();
                 at..at + 1
@@ -120,7 +123,11 @@ fn slice_values(values: &[f32], shape: &[usize], index: &str) -> Vec<f64> {
         })
         .collect();
     let stride = if shape.len() == 2 { shape[1] } else { 1 };
-    let rows = if ranges.len() == 2 { ranges[0].clone() } else { 0..1 };
+    let rows = if ranges.len() == 2 {
+        ranges[0].clone()
+    } else {
+        0..1
+    };
     let cols = ranges.last().unwrap().clone();
     rows.flat_map(|r| cols.clone().map(move |c| r * stride + c))
         .map(|i| f64::from(values[i]))
@@ -147,7 +154,10 @@ fn backward_matches_transformers() {
     let mut golden_names: Vec<&str> = norms.keys().map(String::as_str).collect();
     names.sort();
     golden_names.sort();
-    assert_eq!(names, golden_names, "every parameter, under transformers' names");
+    assert_eq!(
+        names, golden_names,
+        "every parameter, under transformers' names"
+    );
     for gradient in &gradients {
         let norm = gradient
             .values
@@ -155,9 +165,14 @@ fn backward_matches_transformers() {
             .map(|&v| f64::from(v).powi(2))
             .sum::<f64>()
             .sqrt();
-        assert_rel(
-            norm,
-            norms[&gradient.name].as_f64().unwrap(),
+        // Key biases have a zero gradient in exact arithmetic (softmax ignores a shift shared
+        // by a whole row of scores): both sides hold only rounding noise of about 1e-10, so an
+        // absolute floor far below every real gradient norm (1e-4 and up here) replaces the
+        // relative test for them.
+        assert_close(
+            &[norm],
+            &[norms[&gradient.name].as_f64().unwrap()],
+            1e-8,
             TRAINING_REL,
             &format!("gradient norm of {}", gradient.name),
         );
@@ -193,15 +208,29 @@ fn three_adam_steps_match_pytorch() {
         .with_epsilon(1e-8)
         .init();
     let (input, labels) = input(&golden["batch"], &device);
-    for (step, golden_loss) in flatten_f64(&expected["losses_before_each_step"]).iter().enumerate() {
+    for (step, golden_loss) in flatten_f64(&expected["losses_before_each_step"])
+        .iter()
+        .enumerate()
+    {
         let loss = cross_entropy(model.forward(&input), labels.clone());
-        assert_rel(values(loss.clone())[0], *golden_loss, TRAINING_REL, &format!("loss before step {step}"));
+        assert_rel(
+            values(loss.clone())[0],
+            *golden_loss,
+            TRAINING_REL,
+            &format!("loss before step {step}"),
+        );
         let gradients = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(1e-3, model, gradients);
     }
     let logits = values(model.forward(&input));
     let golden_logits = flatten_f64(&expected["logits_after"]);
-    assert_close(&logits, &golden_logits, 0.0, TRAINING_REL, "logits after 3 Adam steps");
+    assert_close(
+        &logits,
+        &golden_logits,
+        0.0,
+        TRAINING_REL,
+        "logits after 3 Adam steps",
+    );
 }
 
 #[test]
@@ -224,12 +253,27 @@ fn base_model_without_prefix_or_head_gives_golden_encoder_outputs() {
     let logits: Vec<f64> = pooled
         .chunks(hidden)
         .flat_map(|row| {
-            weight.values.chunks(hidden).zip(&bias.values).map(move |(w, b)| {
-                f64::from(*b) + row.iter().zip(w).map(|(x, w)| x * f64::from(*w)).sum::<f64>()
-            })
+            weight
+                .values
+                .chunks(hidden)
+                .zip(&bias.values)
+                .map(move |(w, b)| {
+                    f64::from(*b)
+                        + row
+                            .iter()
+                            .zip(w)
+                            .map(|(x, w)| x * f64::from(*w))
+                            .sum::<f64>()
+                })
         })
         .collect();
-    assert_close(&logits, &flatten_f64(&golden["forward"]["logits"]), FORWARD_ABS, 0.0, "logits");
+    assert_close(
+        &logits,
+        &flatten_f64(&golden["forward"]["logits"]),
+        FORWARD_ABS,
+        0.0,
+        "logits",
+    );
 }
 
 fn tiny_labels() -> LabelSet {
@@ -280,11 +324,19 @@ fn save_then_reload_gives_identical_logits() {
     })
     .unwrap();
 
-    for file in ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "meta_bert.json", "optimizer.bin"] {
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "vocab.txt",
+        "meta_bert.json",
+        "optimizer.bin",
+    ] {
         assert!(checkpoint.join(file).is_file(), "{file} missing");
     }
     let config: Value =
-        serde_json::from_str(&std::fs::read_to_string(checkpoint.join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(checkpoint.join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(config["num_labels"], 3);
     assert_eq!(config["id2label"]["1"], "neutral");
     assert_eq!(config["label2id"]["positive"], 2);
@@ -296,10 +348,17 @@ fn save_then_reload_gives_identical_logits() {
     assert!(names.contains(&"classifier.weight"));
     assert_eq!(saved.tensor("classifier.weight").unwrap().shape(), [3, 32]);
 
-    let reloaded_dir = resolve_model(checkpoint.to_str().unwrap(), &HubOptions::from_env()).unwrap();
+    let reloaded_dir =
+        resolve_model(checkpoint.to_str().unwrap(), &HubOptions::from_env()).unwrap();
     assert_eq!(reloaded_dir.checkpoint.as_ref(), Some(&meta));
     let (reloaded, report) = load_classifier(&reloaded_dir, &labels, 99, &device).unwrap();
-    assert!(report.initialized.is_empty() && report.unused.is_empty(), "{report:?}");
+    assert!(
+        report.initialized.is_empty() && report.unused.is_empty(),
+        "{report:?}"
+    );
     let (input, _) = input(&golden["batch"], &device);
-    assert_eq!(values(model.forward(&input)), values(reloaded.forward(&input)));
+    assert_eq!(
+        values(model.forward(&input)),
+        values(reloaded.forward(&input))
+    );
 }

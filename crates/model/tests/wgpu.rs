@@ -32,6 +32,17 @@ fn wgpu_forward_matches_transformers() {
         [batch_size, ids.len() / batch_size],
         &device,
     );
-    let logits: Vec<f64> = model.forward(&input).into_data().convert::<f64>().try_into_vec().unwrap();
-    assert_close(&logits, &flatten_f64(&golden["logits"]), 1e-4, 0.0, "wgpu logits");
+    let logits: Vec<f64> = model
+        .forward(&input)
+        .into_data()
+        .convert::<f64>()
+        .try_into_vec()
+        .unwrap();
+    assert_close(
+        &logits,
+        &flatten_f64(&golden["logits"]),
+        1e-4,
+        0.0,
+        "wgpu logits",
+    );
 }

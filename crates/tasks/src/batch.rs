@@ -143,7 +143,9 @@ pub fn collate(
         batch
             .input_ids
             .extend(std::iter::repeat_n(i64::from(pad_id), pad));
-        batch.attention_mask.extend(std::iter::repeat_n(1, item.len()));
+        batch
+            .attention_mask
+            .extend(std::iter::repeat_n(1, item.len()));
         batch.attention_mask.extend(std::iter::repeat_n(0, pad));
         batch.token_type_ids.extend(item.type_ids.iter().map(widen));
         batch.token_type_ids.extend(std::iter::repeat_n(0, pad));
@@ -272,8 +274,16 @@ mod tests {
     fn shuffled_batches_cover_every_item_once() {
         let reviews: Vec<EncodedReview> = (0..10).map(|i| review(i % 4 + 1, i)).collect();
         let items: Vec<&EncodedReview> = reviews.iter().collect();
-        let batches = plan_batches(&items, 3, BatchOrder::Shuffled, &mut ChaCha8Rng::seed_from_u64(1));
-        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
+        let batches = plan_batches(
+            &items,
+            3,
+            BatchOrder::Shuffled,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        );
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
         covers_every_position_once(&batches, 10);
     }
 
@@ -281,8 +291,12 @@ mod tests {
     fn length_bucketed_batches_group_similar_lengths() {
         let reviews: Vec<EncodedReview> = (0..12).map(|i| review(i * 7 % 12 + 1, i)).collect();
         let items: Vec<&EncodedReview> = reviews.iter().collect();
-        let batches =
-            plan_batches(&items, 4, BatchOrder::LengthBucketed, &mut ChaCha8Rng::seed_from_u64(2));
+        let batches = plan_batches(
+            &items,
+            4,
+            BatchOrder::LengthBucketed,
+            &mut ChaCha8Rng::seed_from_u64(2),
+        );
         covers_every_position_once(&batches, 12);
         let mut length_ranges: Vec<(usize, usize)> = batches
             .iter()

@@ -64,15 +64,16 @@ impl TextEncoder {
                 dir: dir.to_path_buf(),
             });
         };
-        let pad_id = match tokenizer.get_padding() {
-            Some(params) => params.pad_id,
-            None => tokenizer
-                .token_to_id("[PAD]")
-                .ok_or_else(|| TaskError::MissingSpecialToken {
-                    dir: dir.to_path_buf(),
-                    token: "[PAD]",
+        let pad_id =
+            match tokenizer.get_padding() {
+                Some(params) => params.pad_id,
+                None => tokenizer.token_to_id("[PAD]").ok_or_else(|| {
+                    TaskError::MissingSpecialToken {
+                        dir: dir.to_path_buf(),
+                        token: "[PAD]",
+                    }
                 })?,
-        };
+            };
         tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
@@ -204,8 +205,8 @@ fn check_max_seq_len(dir: &Path, max_seq_len: usize) -> Result<(), TaskError> {
         });
     }
     let config_path = dir.join("config.json");
-    let positions = read_json(&config_path)?
-        .and_then(|config| config.get("max_position_embeddings")?.as_u64());
+    let positions =
+        read_json(&config_path)?.and_then(|config| config.get("max_position_embeddings")?.as_u64());
     match positions {
         Some(positions) if max_seq_len as u64 > positions => Err(TaskError::InvalidMaxSeqLen {
             value: max_seq_len,

@@ -9,7 +9,9 @@ pub enum TaskError {
     #[error(transparent)]
     Dataset(#[from] dataset::DatasetError),
     /// A task size of zero support or zero query reviews.
-    #[error("a task needs at least one support and one query review, but got {num_support} support and {num_query} query")]
+    #[error(
+        "a task needs at least one support and one query review, but got {num_support} support and {num_query} query"
+    )]
     InvalidTaskSize {
         /// Support reviews asked for.
         num_support: usize,
@@ -20,7 +22,9 @@ pub enum TaskError {
     #[error("no reviews to draw meta-training tasks from: the training split is empty")]
     EmptyPool,
     /// A model directory with neither `tokenizer.json` nor `vocab.txt`.
-    #[error("model directory {dir} has neither tokenizer.json nor vocab.txt; point --bert-model at a BERT model directory")]
+    #[error(
+        "model directory {dir} has neither tokenizer.json nor vocab.txt; point --bert-model at a BERT model directory"
+    )]
     NoTokenizer {
         /// The directory.
         dir: PathBuf,

@@ -1,7 +1,8 @@
 //! Property tests: tokenisation never panics and always yields `[CLS] ... [SEP]` within
 //! `max_seq_len`, whatever the text.
 //!
-//! Run with `PROPTEST_CASES=100000 cargo test -p tasks --test fuzz_tokenization` for a long fuzz.
+//! Run with `PROPTEST_CASES=100000 cargo test -p tasks --test fuzz_tokenization` for a long fuzz
+//! (proptest's default is 256 cases per property).
 
 use std::sync::OnceLock;
 
@@ -19,7 +20,9 @@ fn encoder() -> &'static TextEncoder {
 }
 
 fn check(text: &str) -> Result<(), TestCaseError> {
-    let encoded = encoder().encode(text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let encoded = encoder()
+        .encode(text)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert!((2..=MAX_SEQ_LEN).contains(&encoded.ids.len()));
     prop_assert_eq!(encoded.ids.len(), encoded.type_ids.len());
     prop_assert_eq!(encoded.ids[0], 101);
@@ -28,8 +31,6 @@ fn check(text: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
     #[test]
     fn arbitrary_unicode_never_panics(text in "\\PC{0,200}") {
         check(&text)?;
