@@ -54,8 +54,10 @@ fn outer_step_on_wgpu_matches_flex() {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max);
+        // Float sums differ between the backends and compound over the inner Adam steps; a
+        // weight moved the wrong way by the outer Adam step would differ by ~2 × outer_lr (6e-3).
         assert!(
-            worst < 1e-4,
+            worst < 5e-4,
             "{name} differs by {worst} between wgpu and flex"
         );
     }
