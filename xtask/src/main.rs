@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::fetch::{FetchOutcome, REFERENCE_BLOB_SHA1, REFERENCE_DATA_URL, fetch_verified};
-use crate::preset::Preset;
+use crate::preset::{Preset, preset_by_name};
 use crate::reproduce::{ReproduceConfig, reproduce};
 
 /// Where `data/dataset.json` and `runs/` live, whatever directory `cargo xtask` is run from.
@@ -54,8 +54,8 @@ enum Task {
     /// Run the experiment grid (meta-training, fine-tuning, zero-shot) and write the summary.
     Reproduce {
         /// Grid and sizes: quick (CPU, minutes) or paper (the reference's, for a GPU).
-        #[arg(long, default_value = "quick")]
-        preset: Preset,
+        #[arg(long, default_value = "quick", value_parser = preset_by_name)]
+        preset: &'static Preset,
         /// Passed to every meta-bert run as --backend [default: the CLI's].
         #[arg(long)]
         backend: Option<String>,
@@ -117,14 +117,14 @@ fn main() -> Result<()> {
             let config = ReproduceConfig {
                 seeds: (1..=seeds.unwrap_or(preset.seeds)).collect(),
                 bin: meta_bert_binary(&root, cli_features.as_deref())?,
-                bert_model: resolve_model(&preset, bert_model, &root)?,
-                data: resolve_data(&preset, data, &root)?,
+                bert_model: resolve_model(preset, bert_model, &root)?,
+                data: resolve_data(preset, data, &root)?,
                 backend,
                 runs_dir: absolute_or(runs, &root, "runs")?.join(preset.name),
                 out_dir: absolute_or(out, &root, "results")?,
                 keep_going,
                 work_dir: root,
-                preset,
+                preset: preset.clone(),
             };
             if config.seeds.is_empty() {
                 bail!("--seeds must be at least 1");

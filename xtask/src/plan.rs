@@ -173,7 +173,7 @@ mod tests {
         let runs = plan(&PAPER, &[7, 8]);
         for (position, run) in runs.iter().enumerate() {
             if let Some(dependency) = run.depends_on() {
-                let earlier = runs[..position].iter().any(|other| *other == dependency);
+                let earlier = runs[..position].contains(&dependency);
                 assert!(earlier, "{} runs before {}", run.name(), dependency.name());
             }
         }

@@ -1,7 +1,6 @@
 //! The experiment grids `cargo xtask reproduce` runs: the ONE table to edit to resize them.
 
 use std::fmt;
-use std::str::FromStr;
 
 /// How many training domains a run uses: the `--num-domain` value of the CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -133,15 +132,15 @@ pub const QUICK: Preset = Preset {
     local_data: Some("../shared/data/amazon-reviews/dataset.json"),
 };
 
-impl FromStr for Preset {
-    type Err = String;
+/// Every preset `--preset` accepts.
+static PRESETS: [Preset; 2] = [QUICK, PAPER];
 
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        [QUICK, PAPER]
-            .into_iter()
-            .find(|preset| preset.name == name)
-            .ok_or_else(|| format!("unknown preset `{name}`; choose quick or paper"))
-    }
+/// The preset called `name`, for `--preset`.
+pub fn preset_by_name(name: &str) -> Result<&'static Preset, String> {
+    PRESETS
+        .iter()
+        .find(|preset| preset.name == name)
+        .ok_or_else(|| format!("unknown preset `{name}`; choose quick or paper"))
 }
 
 #[cfg(test)]
@@ -150,11 +149,10 @@ mod tests {
 
     #[test]
     fn presets_are_found_by_name() {
-        assert_eq!("quick".parse::<Preset>().unwrap(), QUICK);
-        assert_eq!("paper".parse::<Preset>().unwrap(), PAPER);
+        assert_eq!(preset_by_name("quick").unwrap(), &QUICK);
+        assert_eq!(preset_by_name("paper").unwrap(), &PAPER);
         assert!(
-            "huge"
-                .parse::<Preset>()
+            preset_by_name("huge")
                 .unwrap_err()
                 .contains("quick or paper")
         );
