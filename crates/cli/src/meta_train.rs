@@ -440,7 +440,7 @@ impl Trainer<'_> {
             }
             self.outer_step(step, &bar)?;
             bar.inc(1);
-            if step % self.args.eval_every == 0 || step == self.total_steps {
+            if step.is_multiple_of(self.args.eval_every) || step == self.total_steps {
                 let evaluation = self.evaluate(step)?;
                 self.metrics.append(&json!({
                     "kind": "evaluation",

@@ -139,8 +139,7 @@ fn classify(
         let logits = model.forward(&BertInput::from_batch(&batch, device));
         let values = softmax(logits, 1)
             .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
+            .try_into_vec_as::<f32>()
             .map_err(|error| anyhow::anyhow!("cannot read the probabilities back: {error:?}"))?;
         probabilities.extend(values.chunks(model.num_labels()).map(<[f32]>::to_vec));
         bar.inc(chunk.len() as u64);

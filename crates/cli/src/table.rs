@@ -1,5 +1,5 @@
-//! Plain-text tables for the terminal: a header row, then left-aligned first column and
-//! right-aligned numbers.
+//! Plain-text tables for the terminal: a header row, numeric columns right-aligned, text
+//! columns left-aligned.
 
 /// Renders `rows` under `headers`, columns separated by two spaces.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -12,14 +12,22 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
             *width = (*width).max(cell.chars().count());
         }
     }
+    let numeric: Vec<bool> = (0..headers.len())
+        .map(|column| {
+            rows.iter().all(|row| {
+                row.get(column)
+                    .is_some_and(|cell| cell == "-" || cell.parse::<f64>().is_ok())
+            })
+        })
+        .collect();
     let line = |cells: Vec<&str>| -> String {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .enumerate()
-            .map(|(column, (cell, &width))| match column {
-                0 => format!("{cell:<width$}"),
-                _ => format!("{cell:>width$}"),
+            .zip(&numeric)
+            .map(|((cell, &width), &numeric)| match numeric {
+                true => format!("{cell:>width$}"),
+                false => format!("{cell:<width$}"),
             })
             .collect();
         padded.join("  ").trim_end().to_string()

@@ -230,6 +230,11 @@ impl FineTuner {
 
     /// Resumes from a checkpoint: AdamW's state saved by [`FineTuner::save_optimizer`] and the
     /// number of epochs already trained. The tuner must hold the checkpoint's weights.
+    ///
+    /// Burn creates the loaded state on `Device::default()` (the `BURN_DEVICE` environment
+    /// variable, else the first compiled GPU backend) before moving it to the model's device at
+    /// the next step: a binary built with wgpu should set `BURN_DEVICE` to the backend in use,
+    /// or loading starts wgpu even for a flex run.
     pub fn resume(
         &mut self,
         optimizer_state: &Path,

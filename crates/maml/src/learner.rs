@@ -404,6 +404,11 @@ impl MetaLearner {
     /// [`MetaLearner::save_optimizer`] and the number of outer steps already applied. The
     /// learner must hold the checkpoint's weights (parameter ids are derived from names, so the
     /// state finds its parameters in a freshly loaded model).
+    ///
+    /// Burn creates the loaded state on `Device::default()` (the `BURN_DEVICE` environment
+    /// variable, else the first compiled GPU backend) before moving it to the model's device at
+    /// the next step: a binary built with wgpu should set `BURN_DEVICE` to the backend in use,
+    /// or loading starts wgpu even for a flex run.
     pub fn resume(
         &mut self,
         optimizer_state: &Path,

@@ -323,7 +323,7 @@ impl BertEmbeddings {
             .position_embeddings
             .weight
             .val()
-            .slice([0..seq_len])
+            .narrow(0, 0, seq_len)
             .unsqueeze_dim::<3>(0);
         let embedded = words + types + positions;
         self.dropout.forward(self.layer_norm.forward(embedded))

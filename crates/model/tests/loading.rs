@@ -36,9 +36,7 @@ fn tiny_checkpoint(parent: &Path, name: &str) -> PathBuf {
 
 fn load_error(dir: &Path, labels: &LabelSet) -> ModelError {
     let dir = ModelDir::open(dir).unwrap();
-    load_classifier(&dir, labels, 0, &Device::flex())
-        .err()
-        .expect("loading must fail")
+    load_classifier(&dir, labels, 0, &Device::flex()).expect_err("loading must fail")
 }
 
 /// Rewrites `dir/model.safetensors` keeping only the tensors `keep` accepts.

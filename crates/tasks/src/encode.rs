@@ -1,6 +1,6 @@
 //! Tokenisation: text to BERT input ids, truncated to `max_seq_len`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dataset::ReviewSet;
 use tokenizers::models::wordpiece::WordPiece;
@@ -224,8 +224,7 @@ fn wordpiece_tokenizer(dir: &Path, vocab_txt: &Path) -> Result<Tokenizer, TaskEr
     let config = read_json(&dir.join("tokenizer_config.json"))?;
     let flag = |key: &str| config.as_ref().and_then(|c| c.get(key)?.as_bool());
     let lowercase = flag("do_lower_case").unwrap_or(true);
-    let vocab_path: PathBuf = vocab_txt.to_path_buf();
-    let vocab_str = vocab_path
+    let vocab_str = vocab_txt
         .to_str()
         .ok_or_else(|| load_error(vocab_txt, "the path is not valid UTF-8"))?;
     let wordpiece = WordPiece::from_file(vocab_str)
