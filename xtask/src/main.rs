@@ -24,7 +24,11 @@ use crate::reproduce::{ReproduceConfig, reproduce};
 
 /// Where `data/dataset.json` and `runs/` live, whatever directory `cargo xtask` is run from.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` sets the package directory at run time; the compile-time value can name another
+    // clone, as cargo reuses builds across checkouts that share a target directory.
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    package
         .parent()
         .expect("xtask sits one level below the workspace root")
         .to_path_buf()

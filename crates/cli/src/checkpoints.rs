@@ -4,10 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use burn::tensor::Device;
+use dataset::LabelSet;
+use maml::MamlError;
+use model::{BertClassifier, CheckpointMeta, ModelDir};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::common;
 
 /// Counters, RNG states and history of a run, beside the weights of each checkpoint.
 pub const TRAINING_STATE: &str = "training_state.json";
@@ -35,6 +41,14 @@ impl Checkpoints {
     /// The directory of the checkpoint called `name`.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// The absolute path of checkpoint `name`, as results.json records it.
+    pub fn absolute_path(&self, name: &str) -> anyhow::Result<String> {
+        let path = self.path(name);
+        let path = std::path::absolute(&path)
+            .with_context(|| format!("cannot make {} absolute", path.display()))?;
+        Ok(path.to_string_lossy().into_owned())
     }
 
     /// The complete checkpoint with the highest counter (the number ending its name), if any.
@@ -82,14 +96,110 @@ impl Checkpoints {
     }
 }
 
+/// The checkpoint a run continues from, with the training state saved in it.
+pub struct Resumed<S> {
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// Its [`TRAINING_STATE`].
+    pub state: S,
+}
+
+impl<S> Resumed<S> {
+    /// Hands the optimizer state saved in the checkpoint to `resume` (the trainer's).
+    pub fn restore_optimizer(
+        &self,
+        resume: impl FnOnce(&Path) -> Result<(), MamlError>,
+    ) -> anyhow::Result<()> {
+        resume(&self.dir.join(OPTIMIZER_STATE))
+            .with_context(|| format!("cannot resume from {}", self.dir.display()))
+    }
+}
+
+/// Everything a training run needs to start from and write its checkpoints: where they go,
+/// and what each is made of besides the weights.
+pub struct Saver<'a> {
+    /// The run's checkpoint directories.
+    pub checkpoints: Checkpoints,
+    /// The model the run started from: config and tokenizer files of every checkpoint.
+    pub source: &'a ModelDir,
+    /// The labels the model predicts.
+    pub labels: &'a LabelSet,
+    /// `--seed`.
+    pub seed: u64,
+    /// `--bert-model`, as given.
+    pub bert_model: &'a str,
+}
+
+impl Saver<'_> {
+    /// The model the run starts from on `device`, and with `resume` the latest complete
+    /// checkpoint it continues, whose weights then replace the source model's. No checkpoint
+    /// yet (a run killed before its first) starts afresh.
+    pub fn starting_point<S: DeserializeOwned>(
+        &self,
+        resume: bool,
+        device: &Device,
+    ) -> anyhow::Result<(BertClassifier, Option<Resumed<S>>)> {
+        let latest = match resume {
+            true => self.checkpoints.latest()?,
+            false => None,
+        };
+        let Some(dir) = latest else {
+            let model = common::load_classifier(self.source, self.labels, self.seed, device)?;
+            return Ok((model, None));
+        };
+        let state = read_state(&dir)?;
+        let model_dir = ModelDir::open(&dir)
+            .with_context(|| format!("cannot open checkpoint {}", dir.display()))?;
+        let model = common::load_classifier(&model_dir, self.labels, self.seed, device)?;
+        Ok((model, Some(Resumed { dir, state })))
+    }
+
+    /// Metadata of a checkpoint after `step` steps and `epoch` epochs, without scores.
+    pub fn meta(&self, step: usize, epoch: usize) -> CheckpointMeta {
+        CheckpointMeta {
+            step: step as u64,
+            epoch: epoch as u64,
+            seed: self.seed,
+            metrics: Default::default(),
+            source_model: self.bert_model.to_string(),
+        }
+    }
+
+    /// Writes checkpoint `name` atomically with everything `--resume` needs — `model`, the
+    /// optimizer state `save_optimizer` writes, `meta` and the training `state` — then removes
+    /// the run's other checkpoints except `best`.
+    pub fn save(
+        &self,
+        name: &str,
+        model: &BertClassifier,
+        save_optimizer: impl FnOnce(&Path) -> Result<(), MamlError>,
+        meta: &CheckpointMeta,
+        state: &impl Serialize,
+        best: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let path = self.checkpoints.path(name);
+        model::save_checkpoint(model, self.source, self.labels, meta, &path, |dir| {
+            save_optimizer(&dir.join(OPTIMIZER_STATE)).map_err(std::io::Error::other)?;
+            write_state(dir, state)
+        })
+        .with_context(|| format!("cannot save checkpoint {}", path.display()))?;
+        let best = best.map(|name| self.checkpoints.path(name));
+        let mut keep = vec![path.as_path()];
+        keep.extend(best.as_deref());
+        self.checkpoints.prune(&keep)?;
+        tracing::info!("saved {}", path.display());
+        Ok(())
+    }
+}
+
 /// Writes `state` as [`TRAINING_STATE`] into a checkpoint being assembled.
-pub fn write_state(dir: &Path, state: &impl Serialize) -> std::io::Result<()> {
+fn write_state(dir: &Path, state: &impl Serialize) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     std::fs::write(dir.join(TRAINING_STATE), json)
 }
 
 /// Reads the [`TRAINING_STATE`] of checkpoint `dir`.
-pub fn read_state<T: DeserializeOwned>(dir: &Path) -> anyhow::Result<T> {
+fn read_state<T: DeserializeOwned>(dir: &Path) -> anyhow::Result<T> {
     let path = dir.join(TRAINING_STATE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;

@@ -43,6 +43,15 @@ pub fn parse_num_domain(value: &str) -> Result<NumDomain, String> {
         .map_err(|error: dataset::DatasetError| error.to_string())
 }
 
+/// A learning rate: a finite number, zero or more (an infinite or NaN one could only diverge).
+pub fn parse_learning_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        Ok(_) => Err("a learning rate must be a finite number, zero or more".to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 /// The model, how long its inputs may be, and where it runs.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct ModelArgs {
@@ -165,6 +174,24 @@ impl DataArgs {
             test_domains: self.test_domains.clone(),
             num_domain,
         }
+    }
+
+    /// The split of `set` into `num_domain` training domains and the test domains, with the
+    /// training domains it picks. Errors (a test domain not in the file, no domain left to
+    /// train on) name the flags to change.
+    pub fn split_of(
+        &self,
+        set: &ReviewSet,
+        num_domain: NumDomain,
+    ) -> anyhow::Result<(SplitConfig, Vec<String>)> {
+        let split = self.split(num_domain);
+        let training_domains = split.training_domains(set).with_context(|| {
+            format!(
+                "--test-domains {} / --num-domain {num_domain}",
+                self.test_domains.join(",")
+            )
+        })?;
+        Ok((split, training_domains))
     }
 }
 

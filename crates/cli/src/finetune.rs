@@ -2,20 +2,19 @@
 //! (80 % train, 20 % validation), scored on validation and the test domains after every epoch —
 //! with `--resume`.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, bail};
 use dataset::NumDomain;
 use maml::{EpochRecord, Event, FineTuner, FinetuneConfig, FinetuneData};
-use model::{CheckpointMeta, ModelDir};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tasks::EncodedReview;
 
-use crate::checkpoints::{self, Checkpoints, OPTIMIZER_STATE, RngState, Stream};
-use crate::common::{self, BatchingArgs, DataArgs, ModelArgs, display, parse_num_domain};
+use crate::checkpoints::{self, Checkpoints, RngState, Saver, Stream};
+use crate::common::{
+    self, BatchingArgs, DataArgs, ModelArgs, display, parse_learning_rate, parse_num_domain,
+};
 use crate::metrics_log::MetricsLog;
-use crate::run_dir::{CHECKPOINTS, METRICS, RESULTS, RunDir};
+use crate::run_dir::{CHECKPOINTS, METRICS, OutputArgs, RESULTS};
 use crate::{Outcome, interrupt, progress};
 
 /// Share of the training domains' reviews held out for validation, as in the reference.
@@ -32,9 +31,9 @@ pub const VALIDATION_PERCENT: u32 = 20;
     by validation accuracy and the latest."
 )]
 pub struct Args {
-    /// Directory for the run's files (see below).
-    #[arg(long)]
-    pub output_dir: PathBuf,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     #[serde(flatten)]
     pub model: ModelArgs,
@@ -52,7 +51,7 @@ pub struct Args {
     #[serde(serialize_with = "display")]
     pub num_domain: NumDomain,
     /// AdamW learning rate.
-    #[arg(long, default_value_t = 5e-5)]
+    #[arg(long, default_value_t = 5e-5, value_parser = parse_learning_rate)]
     pub learning_rate: f64,
     /// Also score the model before any training (results.json `zero_shot`).
     #[arg(long)]
@@ -66,15 +65,6 @@ pub struct Args {
     /// Clip each batch's gradient to this global L2 norm.
     #[arg(long)]
     pub max_grad_norm: Option<f64>,
-    /// Replace the results of an earlier run in --output-dir.
-    #[arg(long, conflicts_with = "resume")]
-    #[serde(skip)]
-    pub overwrite: bool,
-    /// Continue the run in --output-dir from its latest checkpoint (same flags required);
-    /// a finished run is left as it is.
-    #[arg(long)]
-    #[serde(skip)]
-    pub resume: bool,
 }
 
 /// What a checkpoint holds besides weights and optimizer state.
@@ -91,14 +81,9 @@ struct TrainingState {
 
 /// Runs `meta-bert finetune`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let run_dir = RunDir::check(&args.output_dir, args.overwrite, args.resume)?;
-    if run_dir.is_complete() {
-        tracing::info!(
-            "{} already holds a finished run (results.json): nothing to resume",
-            run_dir.root().display()
-        );
+    let Some(run_dir) = args.output.run_dir()? else {
         return Ok(Outcome::Completed);
-    }
+    };
     if args.epochs == 0 && !args.zero_shot {
         bail!("--epochs 0 trains nothing: give at least 1, or --zero-shot to score only");
     }
@@ -119,8 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(_) => args.data.load(Some(&common::model_labels(&source)?))?,
         None => args.data.load(None)?,
     };
-    let split = args.data.split(args.num_domain);
-    let training_domains = split.training_domains(&set)?;
+    let (split, training_domains) = args.data.split_of(&set, args.num_domain)?;
     let (train, validation) = dataset::finetune_split(
         &split.training_indices(&set)?,
         VALIDATION_PERCENT,
@@ -135,7 +119,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let device = args.model.device()?;
     let encoder = args.model.encoder(&source, args.batching.padding)?;
-    let checkpoints = Checkpoints::new(run_dir.root().join(CHECKPOINTS), "transfer");
+    let saver = Saver {
+        checkpoints: Checkpoints::new(run_dir.root().join(CHECKPOINTS), "transfer"),
+        source: &source,
+        labels: &set.labels,
+        seed: args.seed,
+        bert_model: &args.model.bert_model,
+    };
     let hyparams = crate::run_dir::hyparams(
         "finetune",
         serde_json::to_value(&args).expect("flags serialise"),
@@ -151,23 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }),
     );
     run_dir.check_same_settings(&hyparams)?;
-    let resume_from = match run_dir.is_resume() {
-        true => checkpoints.latest()?,
-        false => None,
-    };
-    let (model, state) = match &resume_from {
-        Some(dir) => {
-            let state: TrainingState = checkpoints::read_state(dir)?;
-            let model_dir = ModelDir::open(dir)
-                .with_context(|| format!("cannot open checkpoint {}", dir.display()))?;
-            let model = common::load_classifier(&model_dir, &set.labels, args.seed, &device)?;
-            (model, Some(state))
-        }
-        None => (
-            common::load_classifier(&source, &set.labels, args.seed, &device)?,
-            None,
-        ),
-    };
+    let (model, resumed) = saver.starting_point::<TrainingState>(run_dir.is_resume(), &device)?;
     let encoded = common::encode(&encoder, &set)?;
     let pick = |indices: &[usize]| -> Vec<&EncodedReview> {
         indices.iter().map(|&index| &encoded[index]).collect()
@@ -181,10 +155,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut tuner = FineTuner::new(model, config)?;
 
     run_dir.open(&hyparams)?;
-    let resumed_epoch = state.as_ref().map_or(0, |state| state.epoch);
-    let had_zero_shot = state
-        .as_ref()
-        .is_some_and(|state| state.zero_shot.is_some());
+    let state = resumed.as_ref().map(|resumed| &resumed.state);
+    let resumed_epoch = state.map_or(0, |state| state.epoch);
+    let had_zero_shot = state.is_some_and(|state| state.zero_shot.is_some());
     let metrics = MetricsLog::open(&run_dir.root().join(METRICS), |line| {
         let kept_epoch = line["epoch"]
             .as_u64()
@@ -194,23 +167,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut run = Run {
         args: &args,
         rng: checkpoints::rng(args.seed, Stream::Training),
-        source: &source,
-        labels: &set.labels,
-        checkpoints,
+        saver,
         metrics,
         zero_shot: None,
         history: Vec::new(),
     };
-    if let (Some(dir), Some(state)) = (&resume_from, state) {
-        tuner
-            .resume(&dir.join(OPTIMIZER_STATE), state.epoch)
-            .with_context(|| format!("cannot resume from {}", dir.display()))?;
+    if let Some(resumed) = resumed {
+        resumed.restore_optimizer(|path| tuner.resume(path, resumed.state.epoch))?;
+        let state = resumed.state;
         run.rng = state.rng.restore()?;
         run.zero_shot = state.zero_shot;
         run.history = state.history;
         tracing::info!(
             "resuming from {} after epoch {}",
-            dir.display(),
+            resumed.dir.display(),
             state.epoch
         );
     }
@@ -218,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if run.train(&mut tuner, &data)? == Outcome::Interrupted {
         return Ok(Outcome::Interrupted);
     }
-    run_dir.write_results(&run.results(run_dir.root())?)?;
+    run_dir.write_results(&run.results()?)?;
     tracing::info!(
         "done: results in {}",
         run_dir.root().join(RESULTS).display()
@@ -229,9 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 struct Run<'a> {
     args: &'a Args,
     rng: rand_chacha::ChaCha8Rng,
-    source: &'a ModelDir,
-    labels: &'a dataset::LabelSet,
-    checkpoints: Checkpoints,
+    saver: Saver<'a>,
     metrics: MetricsLog,
     zero_shot: Option<EpochRecord>,
     history: Vec<EpochRecord>,
@@ -269,7 +237,10 @@ impl Run<'_> {
                 .with_context(|| match self.history.last() {
                     Some(last) => format!(
                         "fine-tuning failed; the last checkpoint, {}, is intact",
-                        self.checkpoint_path(last.epoch).display()
+                        self.saver
+                            .checkpoints
+                            .path(&self.checkpoint_name(last.epoch))
+                            .display()
                     ),
                     None => "fine-tuning failed in its first epoch".to_string(),
                 })?;
@@ -288,9 +259,8 @@ impl Run<'_> {
         Ok(Outcome::Completed)
     }
 
-    fn checkpoint_path(&self, epoch: usize) -> PathBuf {
-        self.checkpoints
-            .path(&self.checkpoints.name(&format!("epoch-{epoch}")))
+    fn checkpoint_name(&self, epoch: usize) -> String {
+        self.saver.checkpoints.name(&format!("epoch-{epoch}"))
     }
 
     fn best_epoch(&self) -> Option<usize> {
@@ -305,7 +275,6 @@ impl Run<'_> {
     /// checkpoints that are neither the best nor this one.
     fn save(&self, tuner: &FineTuner) -> anyhow::Result<()> {
         let epoch = tuner.completed_epochs();
-        let path = self.checkpoint_path(epoch);
         let state = TrainingState {
             epoch,
             rng: RngState::of(&self.rng, self.args.seed),
@@ -313,46 +282,27 @@ impl Run<'_> {
             history: self.history.clone(),
         };
         let record = self.history.last().expect("saved after an epoch");
-        let mut scores = std::collections::BTreeMap::new();
-        scores.insert(
+        let mut meta = self.saver.meta(0, epoch);
+        meta.metrics.insert(
             "validation_accuracy".to_string(),
             record.validation.accuracy,
         );
         if let Some(test) = &record.test {
-            scores.insert("test_accuracy".to_string(), test.accuracy);
+            meta.metrics
+                .insert("test_accuracy".to_string(), test.accuracy);
         }
-        let meta = CheckpointMeta {
-            step: 0,
-            epoch: epoch as u64,
-            seed: self.args.seed,
-            metrics: scores,
-            source_model: self.args.model.bert_model.clone(),
-        };
-        model::save_checkpoint(
+        let best = self.best_epoch().map(|best| self.checkpoint_name(best));
+        self.saver.save(
+            &self.checkpoint_name(epoch),
             tuner.model(),
-            self.source,
-            self.labels,
+            |path| tuner.save_optimizer(path),
             &meta,
-            &path,
-            |dir| {
-                tuner
-                    .save_optimizer(&dir.join(OPTIMIZER_STATE))
-                    .map_err(std::io::Error::other)?;
-                checkpoints::write_state(dir, &state)
-            },
+            &state,
+            best.as_deref(),
         )
-        .with_context(|| format!("cannot save checkpoint {}", path.display()))?;
-        let best = self.best_epoch().map(|best| self.checkpoint_path(best));
-        let mut keep = vec![path.as_path()];
-        keep.extend(best.as_deref());
-        self.checkpoints.prune(&keep)?;
-        tracing::info!("saved {}", path.display());
-        Ok(())
     }
 
-    fn results(&self, root: &Path) -> anyhow::Result<Value> {
-        let root = std::path::absolute(root)
-            .with_context(|| format!("cannot make {} absolute", root.display()))?;
+    fn results(&self) -> anyhow::Result<Value> {
         let best_epoch = self.best_epoch();
         let epochs: Vec<Value> = self
             .history
@@ -366,15 +316,17 @@ impl Run<'_> {
                 })
             })
             .collect();
+        let best_checkpoint = best_epoch
+            .map(|epoch| {
+                self.saver
+                    .checkpoints
+                    .absolute_path(&self.checkpoint_name(epoch))
+            })
+            .transpose()?;
         let mut results = json!({
             "epochs": epochs,
             "best_epoch": best_epoch,
-            "best_checkpoint": best_epoch.map(|epoch| {
-                root.join(CHECKPOINTS)
-                    .join(self.checkpoints.name(&format!("epoch-{epoch}")))
-                    .to_string_lossy()
-                    .into_owned()
-            }),
+            "best_checkpoint": best_checkpoint,
         });
         if let Some(zero_shot) = &self.zero_shot {
             results["zero_shot"] =

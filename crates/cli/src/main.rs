@@ -1,6 +1,7 @@
 //! `meta-bert`: meta-train BERT with first-order MAML, fine-tune it, score it and classify with
 //! it. One module per command; the numeric work lives in the library crates.
 
+mod bench;
 mod checkpoints;
 mod common;
 mod data;
@@ -18,6 +19,7 @@ mod table;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use model::BackendKind;
 
 /// Meta-train, fine-tune, evaluate and serve BERT text classifiers (Meta-BERT).
 #[derive(Debug, Parser)]
@@ -43,6 +45,8 @@ enum Command {
     /// Look at a review file.
     #[command(subcommand)]
     Data(data::Command),
+    /// Time meta-training, fine-tuning or inference steps; prints one JSON object.
+    Bench(bench::Args),
 }
 
 /// How a command that ran without error ended.
@@ -54,8 +58,35 @@ pub enum Outcome {
     Interrupted,
 }
 
+impl Command {
+    /// The backend the command computes on, if it computes.
+    fn backend(&self) -> Option<BackendKind> {
+        match self {
+            Self::MetaTrain(args) => Some(args.model.backend),
+            Self::Finetune(args) => Some(args.model.backend),
+            Self::Evaluate(args) => Some(args.model.backend),
+            Self::Predict(args) => Some(args.model.backend),
+            Self::Bench(args) => Some(args.model.backend),
+            Self::Data(_) => None,
+        }
+    }
+}
+
+/// Makes `backend` Burn's default device. Burn creates loaded optimizer state on its default
+/// device, which in a build with wgpu is wgpu: without this, `--resume` of a flex run would
+/// start a GPU runtime it never uses.
+fn make_default_device(backend: BackendKind) {
+    if backend.is_compiled() {
+        // SAFETY: called first thing in `main`, before this process starts any other thread.
+        unsafe { std::env::set_var("BURN_DEVICE", backend.name()) };
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(backend) = cli.command.backend() {
+        make_default_device(backend);
+    }
     progress::init(cli.quiet);
     logging::init(cli.quiet);
     let result = match cli.command {
@@ -64,6 +95,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Data(command) => data::run(command),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(Outcome::Completed) => ExitCode::SUCCESS,

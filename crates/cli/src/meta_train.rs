@@ -1,25 +1,25 @@
 //! `meta-bert meta-train`: the reference's run_meta_training.py, with validation tasks from the
 //! training domains choosing the best checkpoint, and `--resume`.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use dataset::{LabelSet, NumDomain};
+use dataset::NumDomain;
 use indicatif::ProgressBar;
 use maml::{
     AdaptScope, Event, MetaAlgorithm, MetaConfig, MetaLearner, Metrics, Task, TaskEvaluation,
 };
-use model::{CheckpointMeta, ModelDir};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tasks::{DomainSampling, EncodedReview, Episode, EpisodeConfig, EpisodeSampler, SamplerState};
 
-use crate::checkpoints::{self, Checkpoints, OPTIMIZER_STATE, RngState, Stream};
-use crate::common::{self, BatchingArgs, DataArgs, ModelArgs, choice, display, parse_num_domain};
+use crate::checkpoints::{self, Checkpoints, Resumed, RngState, Saver, Stream};
+use crate::common::{
+    self, BatchingArgs, DataArgs, ModelArgs, choice, display, parse_learning_rate, parse_num_domain,
+};
 use crate::metrics_log::MetricsLog;
-use crate::run_dir::{CHECKPOINTS, METRICS, RunDir};
+use crate::run_dir::{CHECKPOINTS, METRICS, OutputArgs};
 use crate::{Outcome, interrupt, progress};
 
 /// Meta-training flags: the reference's, in kebab case, and ours.
@@ -32,9 +32,9 @@ use crate::{Outcome, interrupt, progress};
     To save disk only two checkpoints are kept: the best so far and the latest."
 )]
 pub struct Args {
-    /// Directory for the run's files (see below).
-    #[arg(long)]
-    pub output_dir: PathBuf,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     #[serde(flatten)]
     pub model: ModelArgs,
@@ -79,10 +79,10 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     pub num_validation_task: usize,
     /// Learning rate of the outer Adam (FOMAML).
-    #[arg(long, default_value_t = 5e-5)]
+    #[arg(long, default_value_t = 5e-5, value_parser = parse_learning_rate)]
     pub outer_update_lr: f64,
     /// Learning rate of the inner Adam.
-    #[arg(long, default_value_t = 5e-5)]
+    #[arg(long, default_value_t = 5e-5, value_parser = parse_learning_rate)]
     pub inner_update_lr: f64,
     /// Seed of every random choice (tasks, batches, dropout, new weights).
     #[arg(long, default_value_t = 42)]
@@ -110,15 +110,6 @@ pub struct Args {
     /// steps (and after the last).
     #[arg(long, default_value_t = 20)]
     pub eval_every: usize,
-    /// Replace the results of an earlier run in --output-dir.
-    #[arg(long, conflicts_with = "resume")]
-    #[serde(skip)]
-    pub overwrite: bool,
-    /// Continue the run in --output-dir from its latest checkpoint (same flags required);
-    /// a finished run is left as it is.
-    #[arg(long)]
-    #[serde(skip)]
-    pub resume: bool,
 }
 
 /// `--algorithm`.
@@ -252,14 +243,9 @@ struct TrainingState {
 
 /// Runs `meta-bert meta-train`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let run_dir = RunDir::check(&args.output_dir, args.overwrite, args.resume)?;
-    if run_dir.is_complete() {
-        tracing::info!(
-            "{} already holds a finished run (results.json): nothing to resume",
-            run_dir.root().display()
-        );
+    let Some(run_dir) = args.output.run_dir()? else {
         return Ok(Outcome::Completed);
-    }
+    };
     args.check()?;
     let meta_config = args.meta_config()?;
 
@@ -274,8 +260,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             set.labels.len()
         );
     }
-    let split = args.data.split(args.num_domain);
-    let training_domains = split.training_domains(&set)?;
+    let (split, training_domains) = args.data.split_of(&set, args.num_domain)?;
     let training = split.training_indices(&set)?;
     let mut test_episodes = tasks::test_episodes(
         &set,
@@ -283,7 +268,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.num_support,
         args.num_query,
     )
-    .context("cannot build the test tasks")?;
+    .with_context(|| {
+        format!(
+            "cannot build the test tasks (--num-support {} + --num-query {} reviews of each of \
+             --test-domains)",
+            args.num_support, args.num_query
+        )
+    })?;
     test_episodes.truncate(args.num_test_task);
     let holdout = maml::hold_out_validation(
         &set,
@@ -305,7 +296,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let device = args.model.device()?;
     let source = args.model.resolve()?;
     let encoder = args.model.encoder(&source, args.batching.padding)?;
-    let checkpoints = Checkpoints::new(run_dir.root().join(CHECKPOINTS), "meta");
+    let saver = Saver {
+        checkpoints: Checkpoints::new(run_dir.root().join(CHECKPOINTS), "meta"),
+        source: &source,
+        labels: &set.labels,
+        seed: args.seed,
+        bert_model: &args.model.bert_model,
+    };
     let total_steps = args.epochs * args.steps_per_epoch();
     let hyparams = crate::run_dir::hyparams(
         "meta-train",
@@ -324,63 +321,40 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }),
     );
     run_dir.check_same_settings(&hyparams)?;
-    let resume_from = match run_dir.is_resume() {
-        true => checkpoints.latest()?,
-        false => None,
-    };
-    let (model, state) = match &resume_from {
-        Some(dir) => {
-            let state: TrainingState = checkpoints::read_state(dir)?;
-            let model_dir = ModelDir::open(dir)
-                .with_context(|| format!("cannot open checkpoint {}", dir.display()))?;
-            let model = common::load_classifier(&model_dir, &set.labels, args.seed, &device)?;
-            (model, Some(state))
-        }
-        None => (
-            common::load_classifier(&source, &set.labels, args.seed, &device)?,
-            None,
-        ),
-    };
+    let (model, resumed) = saver.starting_point::<TrainingState>(run_dir.is_resume(), &device)?;
     let encoded = common::encode(&encoder, &set)?;
     let mut learner = MetaLearner::new(model, meta_config)?;
 
     run_dir.open(&hyparams)?;
-    let resumed_step = state.as_ref().map_or(0, |state| state.step);
+    let resumed_step = resumed.as_ref().map_or(0, |resumed| resumed.state.step);
     let metrics = MetricsLog::open(&run_dir.root().join(METRICS), |line| {
         line["step"]
             .as_u64()
             .is_some_and(|step| step as usize <= resumed_step)
     })?;
+    if let Some(resumed) = &resumed {
+        resumed.restore_optimizer(|path| learner.resume(path, resumed_step))?;
+        tracing::info!(
+            "resuming from {} after outer step {resumed_step}",
+            resumed.dir.display()
+        );
+    }
     let mut trainer = Trainer {
         args: &args,
-        learner: {
-            if let (Some(dir), Some(state)) = (&resume_from, &state) {
-                learner
-                    .resume(&dir.join(OPTIMIZER_STATE), state.step)
-                    .with_context(|| format!("cannot resume from {}", dir.display()))?;
-                tracing::info!(
-                    "resuming from {} after outer step {}",
-                    dir.display(),
-                    state.step
-                );
-            }
-            learner
-        },
+        learner,
         sampler,
         rng: checkpoints::rng(args.seed, Stream::Training),
         encoded: &encoded,
         validation: &holdout.episodes,
         test: &test_episodes,
-        source: &source,
-        labels: &set.labels,
-        checkpoints,
+        saver,
         metrics,
         evaluations: Vec::new(),
         best: None,
         last_saved: resumed_step,
         total_steps,
     };
-    if let Some(state) = state {
+    if let Some(Resumed { state, .. }) = resumed {
         trainer.sampler.restore(&state.sampler);
         trainer.rng = state.rng.restore()?;
         trainer.evaluations = state.evaluations;
@@ -390,7 +364,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if trainer.train()? == Outcome::Interrupted {
         return Ok(Outcome::Interrupted);
     }
-    let results = trainer.results(run_dir.root())?;
+    let results = trainer.results()?;
     run_dir.write_results(&results)?;
     tracing::info!(
         "done: best checkpoint {} (written to {})",
@@ -408,9 +382,7 @@ struct Trainer<'a> {
     encoded: &'a [EncodedReview],
     validation: &'a [Episode],
     test: &'a [Episode],
-    source: &'a ModelDir,
-    labels: &'a LabelSet,
-    checkpoints: Checkpoints,
+    saver: Saver<'a>,
     metrics: MetricsLog,
     evaluations: Vec<Evaluation>,
     best: Option<usize>,
@@ -470,7 +442,8 @@ impl Trainer<'_> {
     }
 
     fn checkpoint_name(&self, step: usize) -> String {
-        self.checkpoints
+        self.saver
+            .checkpoints
             .name(&format!("epoch-{}.step-{step}", self.epoch_of(step)))
     }
 
@@ -526,7 +499,10 @@ impl Trainer<'_> {
             0 => "meta-training failed before its first checkpoint".to_string(),
             step => format!(
                 "meta-training failed; the last checkpoint, {}, is intact",
-                self.checkpoints.path(&self.checkpoint_name(step)).display()
+                self.saver
+                    .checkpoints
+                    .path(&self.checkpoint_name(step))
+                    .display()
             ),
         }
     }
@@ -548,8 +524,9 @@ impl Trainer<'_> {
                     }
                 })
                 .with_context(|| {
-                    format!("cannot evaluate the {what} tasks at outer step {step}")
-                })?;
+                    format!("cannot evaluate the {what} tasks after outer step {step}")
+                })
+                .with_context(|| self.intact_checkpoint_note())?;
             bar.finish_and_clear();
             Ok(evaluation.into())
         };
@@ -572,8 +549,6 @@ impl Trainer<'_> {
     /// Saves the meta-model after `step` outer steps with everything --resume needs, then
     /// removes checkpoints that are neither the best nor this one.
     fn save(&mut self, step: usize) -> anyhow::Result<()> {
-        let name = self.checkpoint_name(step);
-        let path = self.checkpoints.path(&name);
         let state = TrainingState {
             step,
             sampler: self.sampler.state(),
@@ -581,66 +556,41 @@ impl Trainer<'_> {
             evaluations: self.evaluations.clone(),
             best: self.best,
         };
-        let mut scores = std::collections::BTreeMap::new();
+        let mut meta = self.saver.meta(step, step / self.args.steps_per_epoch());
         if let Some(evaluation) = self.evaluations.last().filter(|e| e.step == step) {
-            scores.insert(
+            meta.metrics.insert(
                 "validation_accuracy".to_string(),
                 evaluation.validation.pooled.accuracy,
             );
-            scores.insert("test_accuracy".to_string(), evaluation.test.pooled.accuracy);
+            meta.metrics
+                .insert("test_accuracy".to_string(), evaluation.test.pooled.accuracy);
         }
-        let meta = CheckpointMeta {
-            step: step as u64,
-            epoch: (step / self.args.steps_per_epoch()) as u64,
-            seed: self.args.seed,
-            metrics: scores,
-            source_model: self.args.model.bert_model.clone(),
-        };
         let learner = &self.learner;
-        model::save_checkpoint(
+        self.saver.save(
+            &self.checkpoint_name(step),
             learner.model(),
-            self.source,
-            self.labels,
+            |path| learner.save_optimizer(path),
             &meta,
-            &path,
-            |dir| {
-                learner
-                    .save_optimizer(&dir.join(OPTIMIZER_STATE))
-                    .map_err(std::io::Error::other)?;
-                checkpoints::write_state(dir, &state)
-            },
-        )
-        .with_context(|| format!("cannot save checkpoint {}", path.display()))?;
+            &state,
+            self.best
+                .map(|index| self.evaluations[index].checkpoint.as_str()),
+        )?;
         self.last_saved = step;
-        let best = self
-            .best
-            .map(|index| self.checkpoints.path(&self.evaluations[index].checkpoint));
-        let mut keep = vec![path.as_path()];
-        keep.extend(best.as_deref());
-        self.checkpoints.prune(&keep)?;
-        tracing::info!("saved {}", path.display());
         Ok(())
     }
 
     /// results.json: the best checkpoint (by validation) and every evaluation.
-    fn results(&self, root: &Path) -> anyhow::Result<Value> {
+    fn results(&self) -> anyhow::Result<Value> {
         let best = self
             .best
             .map(|index| &self.evaluations[index])
             .context("meta-training ended without an evaluation")?;
         let last = self.evaluations.last().expect("best is one of them");
-        let root = std::path::absolute(root)
-            .with_context(|| format!("cannot make {} absolute", root.display()))?;
-        let checkpoint_path = |evaluation: &Evaluation| {
-            root.join(CHECKPOINTS)
-                .join(&evaluation.checkpoint)
-                .to_string_lossy()
-                .into_owned()
-        };
+        let checkpoints = &self.saver.checkpoints;
         Ok(json!({
-            "best_checkpoint": checkpoint_path(best),
+            "best_checkpoint": checkpoints.absolute_path(&best.checkpoint)?,
             "best": best,
-            "latest_checkpoint": checkpoint_path(last),
+            "latest_checkpoint": checkpoints.absolute_path(&last.checkpoint)?,
             "final": last,
             "evaluations": self.evaluations,
         }))

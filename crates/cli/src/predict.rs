@@ -110,7 +110,7 @@ fn read_texts(args: &Args) -> anyhow::Result<Vec<String>> {
 }
 
 /// The probability of every label for every text, in order.
-fn classify(
+pub(crate) fn classify(
     model: &BertClassifier,
     encoder: &TextEncoder,
     texts: &[String],

@@ -24,6 +24,39 @@ pub const CHECKPOINTS: &str = "ckpt";
 /// What a run writes; `--overwrite` removes exactly these and leaves other files alone.
 const ARTEFACTS: [&str; 5] = [HYPARAMS, METRICS, RESULTS, LOG, CHECKPOINTS];
 
+/// A training command's output flags.
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
+pub struct OutputArgs {
+    /// Directory for the run's files (see below).
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Replace the results of an earlier run in --output-dir.
+    #[arg(long, conflicts_with = "resume")]
+    #[serde(skip)]
+    pub overwrite: bool,
+    /// Continue the run in --output-dir from its latest checkpoint (same flags required);
+    /// a finished run is left as it is.
+    #[arg(long)]
+    #[serde(skip)]
+    pub resume: bool,
+}
+
+impl OutputArgs {
+    /// The checked output directory, or `None` when `--resume` finds the run finished (then
+    /// there is nothing to do).
+    pub fn run_dir(&self) -> anyhow::Result<Option<RunDir>> {
+        let run_dir = RunDir::check(&self.output_dir, self.overwrite, self.resume)?;
+        if run_dir.is_complete() {
+            tracing::info!(
+                "{} already holds a finished run (results.json): nothing to resume",
+                run_dir.root().display()
+            );
+            return Ok(None);
+        }
+        Ok(Some(run_dir))
+    }
+}
+
 /// How a run starts in its output directory.
 #[derive(Debug)]
 enum Start {

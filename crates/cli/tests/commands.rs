@@ -3,15 +3,13 @@
 mod common;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::Stdio;
 
 use common::{
-    TEST_DOMAIN, meta_bert, read_json, run, run_ok, tiny_finetune, tiny_meta_train, tiny_reviews,
+    TEST_DOMAIN, evaluate_test_split, meta_bert, read_json, run, run_ok, stderr, tiny_finetune,
+    tiny_meta_train, tiny_reviews,
 };
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 #[test]
 fn a_non_empty_output_dir_is_refused_without_overwrite() {
@@ -121,20 +119,7 @@ fn finetune_writes_the_agreed_files_and_its_checkpoint_evaluates_and_predicts() 
         "{best}"
     );
 
-    let evaluated = run_ok(meta_bert().args([
-        "evaluate",
-        "--bert-model",
-        best,
-        "--data",
-        data.to_str().unwrap(),
-        "--test-domains",
-        TEST_DOMAIN,
-        "--split",
-        "test",
-        "--backend",
-        "flex",
-        "--json",
-    ]));
+    let evaluated = run_ok(evaluate_test_split(Path::new(best), &data).arg("--json"));
     let report: serde_json::Value = serde_json::from_slice(&evaluated.stdout).unwrap();
     let best_epoch = results["best_epoch"].as_u64().unwrap() as usize - 1;
     assert_eq!(report["metrics"]["n"], 12);

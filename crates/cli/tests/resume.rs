@@ -153,3 +153,35 @@ fn finetune_killed_and_resumed_ends_as_an_uninterrupted_run() {
     assert_eq!(comparable_results(&out), comparable_results(&baseline));
     assert_eq!(comparable_metrics(&out), comparable_metrics(&baseline));
 }
+
+#[test]
+fn a_flex_run_resumes_without_starting_a_gpu_runtime() {
+    // Burn loads optimizer state onto its default device, which is wgpu in the default build;
+    // wgpu announces itself in its logs as soon as it starts.
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(dir.path());
+    let out = dir.path().join("run");
+    let epochs = 6;
+    stop_after_first_checkpoint(
+        &mut tiny_finetune(&data, &out, epochs),
+        &out,
+        "transfer.",
+        |child| child.kill().expect("SIGKILL is delivered"),
+    );
+    let output = run_ok(tiny_finetune(&data, &out, epochs).arg("--resume").env(
+        "RUST_LOG",
+        "wgpu_core=trace,wgpu_hal=trace,cubecl_wgpu=trace",
+    ));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let gpu_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| {
+            line.contains(" TRACE ") || line.contains(" DEBUG ") || line.contains(" INFO ")
+        })
+        .take(3)
+        .collect();
+    assert!(
+        gpu_lines.is_empty(),
+        "wgpu started during a flex resume: {gpu_lines:#?}"
+    );
+}

@@ -18,6 +18,9 @@ pub(crate) const TORCH_ADAM_EPSILON: f32 = 1e-8;
 pub(crate) struct Adapted {
     pub(crate) model: BertClassifier,
     pub(crate) inner_losses: Vec<Tensor<1>>,
+    /// Positions (padding included) of the support batches the whole model ran forward and
+    /// backward on; 0 for ANIL's head-only loop, which trains on pooled features.
+    pub(crate) padded_tokens: usize,
 }
 
 /// Adapts a clone of `meta` (Burn clones share their tensors; updates allocate new ones, so
@@ -47,10 +50,12 @@ fn adapt_all(
 ) -> Adapted {
     let batching = &config.batching;
     let mut inner_losses = Vec::new();
+    let mut padded_tokens = 0;
     for _ in 0..config.epochs {
         for positions in plan_batches(support, batching.batch_size, batching.order, rng) {
             let items: Vec<&EncodedReview> = positions.iter().map(|&p| support[p]).collect();
             let batch = collate_for(&model, &items, batching.padding, batching.max_seq_len);
+            padded_tokens += batch.padded_tokens();
             let logits = model.forward(&BertInput::from_batch(&batch, device));
             let loss = cross_entropy(logits, labels_tensor(&batch, device));
             inner_losses.push(loss.clone().inner());
@@ -61,6 +66,7 @@ fn adapt_all(
     Adapted {
         model,
         inner_losses,
+        padded_tokens,
     }
 }
 
@@ -91,6 +97,7 @@ fn adapt_head(
     Adapted {
         model,
         inner_losses,
+        padded_tokens: 0,
     }
 }
 

@@ -9,11 +9,12 @@ use burn::store::RecordError;
 pub enum MamlError {
     /// A loss became NaN or infinite while meta-training or adapting to a task.
     #[error(
-        "{phase} loss of task {task} (domain `{domain}`) at outer step {step} is {value}: \
-         lower the learning rates or set a gradient-norm limit (--max-grad-norm)"
+        "{phase} loss of task {task} (domain `{domain}`) {} is {value}: lower the learning rates \
+         or set a gradient-norm limit (--max-grad-norm)",
+        when_computed(*step)
     )]
     NonFiniteTaskLoss {
-        /// The outer step (1-based) being computed; 0 for test-task evaluation.
+        /// The outer step (1-based) being computed; 0 while adapting to evaluation tasks.
         step: usize,
         /// The task's position in its outer batch (0-based).
         task: usize,
@@ -131,4 +132,34 @@ pub enum MamlError {
         /// Burn's error.
         source: RecordError,
     },
+}
+
+/// Where a task loss was computed: an outer step, or (step 0) evaluation, which callers place.
+fn when_computed(step: usize) -> String {
+    match step {
+        0 => "while adapting to an evaluation task".to_string(),
+        step => format!("at outer step {step}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loss_while_evaluating_is_not_placed_at_an_outer_step() {
+        let error = |step| MamlError::NonFiniteTaskLoss {
+            step,
+            task: 1,
+            domain: "books".into(),
+            phase: "inner",
+            value: f64::NAN,
+        };
+        assert_eq!(
+            error(0).to_string(),
+            "inner loss of task 1 (domain `books`) while adapting to an evaluation task is NaN: \
+             lower the learning rates or set a gradient-norm limit (--max-grad-norm)"
+        );
+        assert!(error(3).to_string().contains("at outer step 3 is NaN"));
+    }
 }

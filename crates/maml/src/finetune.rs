@@ -16,7 +16,7 @@ use crate::config::FinetuneConfig;
 use crate::event::Split;
 use crate::gradients::{clip_to_norm, global_norm};
 use crate::tensors::{check_examples, collate_for, device_of, read_floats};
-use crate::{Event, MamlError, Metrics, evaluate};
+use crate::{Event, MamlError, Metrics, evaluate, optimizer_state};
 
 /// The examples of a fine-tuning run.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +71,13 @@ impl FineTuner {
                 setting: "max_grad_norm",
                 value: max_norm.to_string(),
                 expected: "a positive number",
+            });
+        }
+        if !(config.lr >= 0.0 && config.lr.is_finite()) {
+            return Err(MamlError::InvalidSetting {
+                setting: "lr",
+                value: config.lr.to_string(),
+                expected: "a non-negative number",
             });
         }
         let device = device_of(&model).autodiff();
@@ -219,36 +226,20 @@ impl FineTuner {
 
     /// Writes AdamW's state (moments and step count) to `path` (Burn's burnpack format).
     pub fn save_optimizer(&self, path: &Path) -> Result<(), MamlError> {
-        self.optimizer
-            .save(path)
-            .map_err(|source| MamlError::OptimizerState {
-                action: "save",
-                path: path.to_path_buf(),
-                source,
-            })
+        optimizer_state::save(&self.optimizer, path)
     }
 
     /// Resumes from a checkpoint: AdamW's state saved by [`FineTuner::save_optimizer`] and the
     /// number of epochs already trained. The tuner must hold the checkpoint's weights.
     ///
-    /// Burn creates the loaded state on `Device::default()` (the `BURN_DEVICE` environment
-    /// variable, else the first compiled GPU backend) before moving it to the model's device at
-    /// the next step: a binary built with wgpu should set `BURN_DEVICE` to the backend in use,
-    /// or loading starts wgpu even for a flex run.
+    /// Burn creates the loaded state on `Device::default()`: a binary built with wgpu should set
+    /// `BURN_DEVICE` to the backend in use, or loading starts wgpu even for a flex run.
     pub fn resume(
         &mut self,
         optimizer_state: &Path,
         completed_epochs: usize,
     ) -> Result<(), MamlError> {
-        self.optimizer = self
-            .optimizer
-            .clone()
-            .load(optimizer_state)
-            .map_err(|source| MamlError::OptimizerState {
-                action: "load",
-                path: optimizer_state.to_path_buf(),
-                source,
-            })?;
+        self.optimizer = optimizer_state::load(&self.optimizer, optimizer_state)?;
         self.completed_epochs = completed_epochs;
         Ok(())
     }

@@ -15,7 +15,7 @@ use crate::adapt::{TORCH_ADAM_EPSILON, adapt};
 use crate::config::{MetaAlgorithm, MetaConfig};
 use crate::gradients::{MetaGradient, clip_to_norm, global_norm, weight_difference};
 use crate::tensors::{check_examples, collate_for, device_of, read_floats};
-use crate::{Event, MamlError, Metrics, evaluate};
+use crate::{Event, MamlError, Metrics, evaluate, optimizer_state};
 
 /// One few-shot task: a support set to adapt on and a query set to score.
 #[derive(Debug, Clone)]
@@ -83,6 +83,10 @@ pub struct TaskUpdate {
     pub query_loss: f64,
     /// Query accuracy at the adapted weights.
     pub query_accuracy: f64,
+    /// Token positions, padding included, of the support and query batches that went through
+    /// the whole model forward and backward (what a benchmark counts as work done). ANIL's
+    /// head-only inner loop and Reptile's query scoring count nothing.
+    pub padded_tokens: usize,
 }
 
 impl TaskUpdate {
@@ -202,8 +206,10 @@ impl MetaLearner {
             self.config.inner.batching.padding,
             self.config.inner.batching.max_seq_len,
         );
+        let mut padded_tokens = adapted.padded_tokens;
         let (gradient, query_loss, correct) = match self.config.algorithm {
             MetaAlgorithm::Fomaml => {
+                padded_tokens += batch.padded_tokens();
                 let logits = adapted
                     .model
                     .forward(&BertInput::from_batch(&batch, &self.device));
@@ -237,6 +243,7 @@ impl MetaLearner {
             inner_losses: host,
             query_loss,
             query_accuracy: correct / task.query.len() as f64,
+            padded_tokens,
         })
     }
 
@@ -391,13 +398,7 @@ impl MetaLearner {
     /// Writes the outer optimizer's state (Adam moments and step count) to `path` (Burn's
     /// burnpack format). Write it into a directory that is renamed into place afterwards.
     pub fn save_optimizer(&self, path: &Path) -> Result<(), MamlError> {
-        self.outer_optimizer
-            .save(path)
-            .map_err(|source| MamlError::OptimizerState {
-                action: "save",
-                path: path.to_path_buf(),
-                source,
-            })
+        optimizer_state::save(&self.outer_optimizer, path)
     }
 
     /// Resumes from a checkpoint: the outer optimizer's state saved by
@@ -405,24 +406,14 @@ impl MetaLearner {
     /// learner must hold the checkpoint's weights (parameter ids are derived from names, so the
     /// state finds its parameters in a freshly loaded model).
     ///
-    /// Burn creates the loaded state on `Device::default()` (the `BURN_DEVICE` environment
-    /// variable, else the first compiled GPU backend) before moving it to the model's device at
-    /// the next step: a binary built with wgpu should set `BURN_DEVICE` to the backend in use,
-    /// or loading starts wgpu even for a flex run.
+    /// Burn creates the loaded state on `Device::default()`: a binary built with wgpu should set
+    /// `BURN_DEVICE` to the backend in use, or loading starts wgpu even for a flex run.
     pub fn resume(
         &mut self,
         optimizer_state: &Path,
         completed_steps: usize,
     ) -> Result<(), MamlError> {
-        self.outer_optimizer =
-            self.outer_optimizer
-                .clone()
-                .load(optimizer_state)
-                .map_err(|source| MamlError::OptimizerState {
-                    action: "load",
-                    path: optimizer_state.to_path_buf(),
-                    source,
-                })?;
+        self.outer_optimizer = optimizer_state::load(&self.outer_optimizer, optimizer_state)?;
         self.completed_steps = completed_steps;
         Ok(())
     }

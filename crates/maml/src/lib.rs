@@ -76,6 +76,7 @@ mod finetune;
 mod gradients;
 mod learner;
 mod metrics;
+mod optimizer_state;
 mod selection;
 mod tensors;
 

@@ -123,3 +123,14 @@ fn resumed_adamw_continues_exactly() {
     assert_eq!(resumed.completed_epochs(), 2);
     assert_eq!(weights(resumed.model()), weights(uninterrupted.model()));
 }
+
+#[test]
+fn a_learning_rate_that_is_not_finite_is_refused() {
+    for lr in [f64::INFINITY, f64::NAN, -1.0] {
+        let config = FinetuneConfig { lr, ..config(1) };
+        let error = FineTuner::new(tiny_model(3, &Device::flex()), config)
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("`lr`"), "{error}");
+    }
+}

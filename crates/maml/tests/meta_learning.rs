@@ -323,3 +323,19 @@ fn loading_a_missing_optimizer_state_names_the_file() {
     );
     assert_eq!(learner.completed_steps(), 0);
 }
+
+#[test]
+fn task_updates_count_the_padded_tokens_they_computed_on() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let sets = draw_tasks(&mut rng, 1);
+    let task = &as_tasks(&sets)[0];
+    // Keyword reviews are 5 tokens long; 2 inner epochs over 8 support reviews, then 8 query.
+    let examples = 8 * 2 + 8;
+    let update = learner(tiny_config()).task_update(task, &mut rng).unwrap();
+    assert_eq!(update.padded_tokens, examples * 5);
+    let mut config = tiny_config();
+    config.inner.batching.padding = tasks::Padding::Max;
+    config.inner.batching.max_seq_len = 12;
+    let update = learner(config).task_update(task, &mut rng).unwrap();
+    assert_eq!(update.padded_tokens, examples * 12);
+}

@@ -95,6 +95,35 @@ impl ModelDir {
     }
 }
 
+/// A model directory without weights: config.json and the tokenizer files only (e.g.
+/// `bert-base-uncased-config`, to benchmark a model's size without downloading its weights).
+///
+/// [`ModelDir::open`] refuses such a directory with [`ModelError::NoWeights`]; only
+/// [`crate::random_classifier`] builds a model from one, with random weights, so a command can
+/// never train or score untrained weights by mistake.
+#[derive(Debug, Clone)]
+pub struct ConfigDir {
+    /// The directory holding config.json and the tokenizer files.
+    pub root: PathBuf,
+    /// Its config.json.
+    pub config: BertConfig,
+}
+
+impl ConfigDir {
+    /// Opens the config of a local model directory, with or without weights.
+    pub fn open(root: &Path) -> Result<Self, ModelError> {
+        if !root.is_dir() {
+            return Err(ModelError::NotADirectory {
+                path: root.to_path_buf(),
+            });
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+            config: BertConfig::load(&root.join("config.json"))?,
+        })
+    }
+}
+
 /// Resolves `--bert-model`: an existing directory is opened as a model or checkpoint
 /// directory; a spec that looks like a path but names no directory is an error; anything else
 /// is a Hugging Face model id, taken from the cache or downloaded into it.

@@ -9,7 +9,9 @@
 //!   PyTorch's mean cross-entropy.
 //! - [`resolve_model`] finds a model (local directory, our checkpoint, or Hugging Face id via
 //!   the hub cache), [`load_classifier`] loads it (`model.safetensors` or `pytorch_model.bin`),
-//!   [`save_checkpoint`] writes a directory transformers loads, atomically.
+//!   [`save_checkpoint`] writes a directory transformers loads, atomically. A directory without
+//!   weights opens only as a [`ConfigDir`], and [`random_classifier`] gives it random weights
+//!   (for benchmarks).
 //! - [`BackendKind`] turns `--backend` into a [`burn::tensor::Device`]: the one place a device
 //!   is made.
 //!
@@ -72,7 +74,7 @@ pub use bert::{BertClassifier, BertInput, BertOutput, cross_entropy, labels_tens
 pub use checkpoint::{CheckpointMeta, METADATA_FILE, save_checkpoint};
 pub use config::{Activation, BertConfig};
 pub use error::ModelError;
-pub use hub::{DEFAULT_MODEL, HubOptions, ModelDir, TOKENIZER_FILES, resolve_model};
-pub use load::{LoadReport, load_classifier};
+pub use hub::{ConfigDir, DEFAULT_MODEL, HubOptions, ModelDir, TOKENIZER_FILES, resolve_model};
+pub use load::{LoadReport, load_classifier, random_classifier};
 pub use naming::NamedTensor;
 pub use weights::WEIGHT_FILES;

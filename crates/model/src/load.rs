@@ -9,7 +9,7 @@ use dataset::LabelSet;
 
 use crate::bert::BertClassifier;
 use crate::error::ModelError;
-use crate::hub::ModelDir;
+use crate::hub::{ConfigDir, ModelDir};
 use crate::naming::{ParamRequest, ParamSource, SeededInit, fill_parameters};
 use crate::weights::WeightFile;
 
@@ -159,4 +159,18 @@ pub fn load_classifier(
         unused,
     };
     Ok((model, report))
+}
+
+/// A classifier for `labels` with the sizes of `dir`'s config.json and random weights drawn from
+/// `seed` as transformers initialises a new model (see [`BertClassifier::init`]). Nothing is
+/// learned: for measuring speed and memory, e.g. of a bert-base-sized config without its weights.
+pub fn random_classifier(
+    dir: &ConfigDir,
+    labels: &LabelSet,
+    seed: u64,
+    device: &Device,
+) -> BertClassifier {
+    let mut config = dir.config.clone();
+    config.set_labels(labels.names());
+    BertClassifier::init(&config, labels.len(), seed, device)
 }

@@ -2,8 +2,6 @@
 //! Hugging Face ids are fetched into the cache (from a local HTTP server standing in for the
 //! hub; there is no network in CI).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
@@ -179,63 +177,9 @@ fn a_directory_without_weights_or_config_is_named() {
     assert!(matches!(error, ModelError::NoWeights { .. }), "{error}");
 }
 
-/// A minimal stand-in for huggingface.co's `resolve` endpoint, serving `files_from` for any
-/// repository: the metadata request (`Range: bytes=0-0`) and the download (`Range: bytes=N-`),
-/// 404 for files it does not have. Returns the endpoint URL.
-fn serve_hub(files_from: PathBuf) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            let mut range_start = 0usize;
-            let mut range_end = None;
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                if header.trim().is_empty() {
-                    break;
-                }
-                if let Some(range) = header.to_ascii_lowercase().strip_prefix("range: bytes=") {
-                    let (start, end) = range.trim().split_once('-').unwrap();
-                    range_start = start.parse().unwrap();
-                    range_end = end.parse::<usize>().ok();
-                }
-            }
-            let path = request_line.split_whitespace().nth(1).unwrap_or("");
-            let file = path.rsplit('/').next().unwrap_or("");
-            let response = match std::fs::read(files_from.join(file)) {
-                Ok(body) => {
-                    let end = range_end.unwrap_or(body.len() - 1).min(body.len() - 1);
-                    let part = &body[range_start..=end];
-                    let mut head = format!(
-                        "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {range_start}-{end}/{}\r\n\
-                         etag: \"{file}-{}\"\r\nx-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\nconnection: close\r\n\r\n",
-                        part.len(),
-                        body.len(),
-                        body.len()
-                    )
-                    .into_bytes();
-                    head.extend_from_slice(part);
-                    head
-                }
-                Err(_) => {
-                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        .to_vec()
-                }
-            };
-            let _ = stream.write_all(&response);
-        }
-    });
-    endpoint
-}
-
 #[test]
 fn hub_ids_download_into_the_cache_and_load_offline_afterwards() {
-    let endpoint = serve_hub(test_support::tiny_bert_dir());
+    let endpoint = test_support::serve_hub(test_support::tiny_bert_dir());
     let cache = tempfile::tempdir().unwrap();
     let online = HubOptions {
         endpoint,

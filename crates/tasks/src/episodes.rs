@@ -162,7 +162,7 @@ impl EpisodeSampler {
                     domain: (*domain).to_owned(),
                     available: indices.len(),
                     needed,
-                    purpose: task_purpose(config.num_support, config.num_query),
+                    purpose: task_purpose("", config.num_support, config.num_query),
                 }
                 .into());
             }
@@ -250,8 +250,9 @@ impl Iterator for EpisodeSampler {
     }
 }
 
-fn task_purpose(num_support: usize, num_query: usize) -> String {
-    format!("a task of {num_support} support + {num_query} query reviews")
+/// What a domain must hold reviews for, for error messages: `kind` is "" or e.g. "test ".
+fn task_purpose(kind: &str, num_support: usize, num_query: usize) -> String {
+    format!("a {kind}task of {num_support} support + {num_query} query reviews")
 }
 
 /// The reference's test tasks, one per test domain in the order given: the domain's first
@@ -278,7 +279,7 @@ pub fn test_episodes(
                     domain: domain.clone(),
                     available: indices.len(),
                     needed,
-                    purpose: format!("a test {}", task_purpose(num_support, num_query)),
+                    purpose: task_purpose("test ", num_support, num_query),
                 }
                 .into());
             }

@@ -12,6 +12,8 @@
 //! test_support::assert_close(&[1.0, 2.0], &[1.0, 2.00001], 1e-4, 0.0, "logits");
 //! ```
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
 
 /// The read-only assets directory: `$METABERT_SHARED`, else `../shared` beside the workspace.
@@ -19,7 +21,14 @@ pub fn shared_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("METABERT_SHARED") {
         return PathBuf::from(dir);
     }
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Cargo sets the tested package's directory at run time too. The compile-time value can name
+    // another clone: cargo reuses this crate's build across checkouts sharing a target directory.
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let workspace = package
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(&package);
     let dir = workspace.join("../shared");
     assert!(
         dir.is_dir(),
@@ -141,4 +150,58 @@ pub fn write_review_file(path: &std::path::Path, domains: &[(&str, usize)]) {
     }
     let json = serde_json::to_string_pretty(&reviews).expect("JSON serialises");
     std::fs::write(path, json).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// A minimal stand-in for huggingface.co's `resolve` endpoint, serving `files_from` for any
+/// repository: the metadata request (`Range: bytes=0-0`) and the download (`Range: bytes=N-`),
+/// 404 for files it does not have. Returns the endpoint URL.
+pub fn serve_hub(files_from: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut range_start = 0usize;
+            let mut range_end = None;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim().is_empty() {
+                    break;
+                }
+                if let Some(range) = header.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    let (start, end) = range.trim().split_once('-').unwrap();
+                    range_start = start.parse().unwrap();
+                    range_end = end.parse::<usize>().ok();
+                }
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let file = path.rsplit('/').next().unwrap_or("");
+            let response = match std::fs::read(files_from.join(file)) {
+                Ok(body) => {
+                    let end = range_end.unwrap_or(body.len() - 1).min(body.len() - 1);
+                    let part = &body[range_start..=end];
+                    let mut head = format!(
+                        "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {range_start}-{end}/{}\r\n\
+                         etag: \"{file}-{}\"\r\nx-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\nconnection: close\r\n\r\n",
+                        part.len(),
+                        body.len(),
+                        body.len()
+                    )
+                    .into_bytes();
+                    head.extend_from_slice(part);
+                    head
+                }
+                Err(_) => {
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_vec()
+                }
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    endpoint
 }

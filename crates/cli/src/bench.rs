@@ -1,0 +1,421 @@
+//! `meta-bert bench`: times outer steps of meta-training (or fine-tuning or inference steps) and
+//! prints one JSON object, to compare with `../shared/bench/pytorch_fomaml_bench.py`, whose
+//! flags, defaults, task sampling and counting it follows (see BENCHMARKS.md).
+//!
+//! Each step goes through the code the other commands run: [`MetaLearner::task_update`] for
+//! every task, [`MetaGradient`] and [`MetaLearner::apply`] (what `outer_step` does, minus its
+//! events); [`FineTuner::train_epoch`] over one batch; `predict`'s classification.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use dataset::{LabelSet, NumDomain, ReviewSet};
+use maml::{FineTuner, FinetuneConfig, MetaConfig, MetaGradient, MetaLearner, Task};
+use model::{BertClassifier, ConfigDir, HubOptions, ModelError};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tasks::{DomainSampling, EncodedReview, EpisodeConfig, EpisodeSampler, TextEncoder};
+
+use crate::common::{self, BatchingArgs, DataArgs, ModelArgs};
+use crate::{Outcome, progress};
+
+/// `bench` flags: the reference benchmark's, plus --backend, --batch-order and --test-domains.
+#[derive(Debug, clap::Args, Serialize)]
+#[command(
+    after_help = "Prints one JSON object on stdout's last line: examples_per_s \
+    (examples through forward and backward; forward only with --mode predict), \
+    padded_tokens_per_s (batch × padded length), seconds_per_step and peak_rss_mib, after one \
+    untimed warm-up step. --bert-model may also be a directory with config.json and tokenizer \
+    but no weights (e.g. a bert-base-sized config): the model then gets random weights from \
+    --seed, as transformers initialises a new one. Training reviews only (the test domains are \
+    left out); each task's support and query come from one domain."
+)]
+pub struct Args {
+    /// What to time: outer steps of FOMAML, fine-tuning steps (AdamW, --batch-size) or
+    /// inference (--batch-size).
+    #[arg(long, value_enum, default_value_t = Mode::Meta)]
+    pub mode: Mode,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataArgs,
+    /// Tasks per outer step.
+    #[arg(long, default_value_t = 2)]
+    pub tasks: usize,
+    /// Support reviews per task.
+    #[arg(long, default_value_t = 16)]
+    pub num_support: usize,
+    /// Query reviews per task.
+    #[arg(long, default_value_t = 8)]
+    pub num_query: usize,
+    /// Inner-loop epochs over the support set.
+    #[arg(long, default_value_t = 1)]
+    pub inner_update_step: usize,
+    /// Support-set batch size in the inner loop.
+    #[arg(long, default_value_t = 16)]
+    pub inner_batch_size: usize,
+    /// Batch size of --mode finetune and --mode predict.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub batching: BatchingArgs,
+    /// Timed steps, after one untimed warm-up step.
+    #[arg(long, default_value_t = 2)]
+    pub steps: usize,
+    /// Learning rate of every optimizer (inner and outer Adam, AdamW).
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    /// Seed of the tasks, batches, dropout and (for a bare config) the weights.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Outer steps of first-order MAML.
+    Meta,
+    /// Fine-tuning steps.
+    Finetune,
+    /// Inference only.
+    Predict,
+}
+
+impl Args {
+    fn check(&self) -> anyhow::Result<()> {
+        let mut positive = vec![("--steps", self.steps)];
+        match self.mode {
+            Mode::Meta => positive.extend([
+                ("--tasks", self.tasks),
+                ("--num-support", self.num_support),
+                ("--num-query", self.num_query),
+                ("--inner-batch-size", self.inner_batch_size),
+            ]),
+            Mode::Finetune | Mode::Predict => positive.push(("--batch-size", self.batch_size)),
+        }
+        for (flag, value) in positive {
+            if value == 0 {
+                bail!("{flag} must be at least 1");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Work done by timed steps, counted as the reference counts it.
+#[derive(Debug, Default)]
+struct Work {
+    /// Examples through a forward (and, when training, backward) pass.
+    examples: usize,
+    /// Their batches' rows × padded lengths.
+    padded_tokens: usize,
+}
+
+/// The model under test, with what a step needs besides it.
+enum Runner {
+    /// Boxed: the sampler carries its random generator's state, a few hundred bytes.
+    Meta {
+        learner: MetaLearner,
+        sampler: Box<EpisodeSampler>,
+    },
+    Finetune(FineTuner),
+    Predict(BertClassifier),
+}
+
+/// What every step reads.
+struct Inputs<'a> {
+    args: &'a Args,
+    set: &'a ReviewSet,
+    training: &'a [usize],
+    encoded: &'a [EncodedReview],
+    encoder: &'a TextEncoder,
+    device: &'a Device,
+}
+
+/// Runs `meta-bert bench`.
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.check()?;
+    let set = args.data.load(None)?;
+    let training = args
+        .data
+        .split(NumDomain::All)
+        .training_indices(&set)
+        .context("cannot choose the training reviews (see --test-domains)")?;
+    if matches!(args.mode, Mode::Finetune | Mode::Predict) && args.batch_size > training.len() {
+        bail!(
+            "--batch-size {} but the training domains of {} hold {} reviews: lower --batch-size",
+            args.batch_size,
+            set.path.display(),
+            training.len()
+        );
+    }
+    // Before the model loads: a task size no domain can fill is a flag error, found at once.
+    let sampler = match args.mode {
+        Mode::Meta => Some(episode_sampler(&args, &set, &training)?),
+        Mode::Finetune | Mode::Predict => None,
+    };
+    let device = args.model.device()?;
+    let (model, model_root, random_weights) = load_model(&args, &set.labels, &device)?;
+    let encoder =
+        TextEncoder::from_model_dir(&model_root, args.model.max_seq_len, args.batching.padding)
+            .with_context(|| {
+                format!(
+                    "--bert-model {} / --max-seq-len {}",
+                    args.model.bert_model, args.model.max_seq_len
+                )
+            })?;
+    let encoded = common::encode(&encoder, &set)?;
+    let model_info = json!({
+        "path": model_root,
+        "hidden_size": model.config().hidden_size,
+        "num_hidden_layers": model.config().num_hidden_layers,
+        "parameters": model.num_params(),
+        "random_weights": random_weights,
+    });
+    let inputs = Inputs {
+        args: &args,
+        set: &set,
+        training: &training,
+        encoded: &encoded,
+        encoder: &encoder,
+        device: &device,
+    };
+    let mut runner = Runner::new(&args, model, sampler)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+
+    let started = Instant::now();
+    runner.step(&inputs, &mut rng, &mut Work::default())?;
+    tracing::info!("warm-up step: {:.2} s", started.elapsed().as_secs_f64());
+    let bar = progress::bar(args.steps as u64, "bench");
+    let mut work = Work::default();
+    let started = Instant::now();
+    for step in 1..=args.steps {
+        let step_started = Instant::now();
+        runner.step(&inputs, &mut rng, &mut work)?;
+        bar.inc(1);
+        tracing::info!(
+            "step {step}/{}: {:.2} s",
+            args.steps,
+            step_started.elapsed().as_secs_f64()
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    let result = report(&args, &work, seconds, model_info);
+    println!(
+        "{}",
+        serde_json::to_string(&result).expect("JSON values serialise")
+    );
+    Ok(Outcome::Completed)
+}
+
+/// The classifier `--bert-model` names (its root directory, and whether its weights are random):
+/// a model or checkpoint directory or hub id as for every command, or a directory holding only
+/// config.json and a tokenizer, which gets random weights.
+fn load_model(
+    args: &Args,
+    labels: &LabelSet,
+    device: &Device,
+) -> anyhow::Result<(BertClassifier, PathBuf, bool)> {
+    let spec = &args.model.bert_model;
+    match model::resolve_model(spec, &HubOptions::from_env()) {
+        Ok(dir) => {
+            let model = common::load_classifier(&dir, labels, args.seed, device)?;
+            Ok((model, dir.root, false))
+        }
+        Err(ModelError::NoWeights { dir }) => {
+            let config_dir =
+                ConfigDir::open(&dir).with_context(|| format!("--bert-model {spec}"))?;
+            tracing::warn!(
+                "{} has no weights: benchmarking random weights drawn from seed {}",
+                dir.display(),
+                args.seed
+            );
+            let model = model::random_classifier(&config_dir, labels, args.seed, device);
+            Ok((model, config_dir.root, true))
+        }
+        Err(error) => Err(error).with_context(|| format!("--bert-model {spec}")),
+    }
+}
+
+impl Runner {
+    /// The runner of `args.mode`; meta-training draws its tasks from `sampler`.
+    fn new(
+        args: &Args,
+        model: BertClassifier,
+        sampler: Option<EpisodeSampler>,
+    ) -> anyhow::Result<Self> {
+        Ok(match args.mode {
+            Mode::Meta => {
+                let mut config = MetaConfig {
+                    outer_lr: args.lr,
+                    ..MetaConfig::default()
+                };
+                config.inner.lr = args.lr;
+                config.inner.epochs = args.inner_update_step;
+                config.inner.batching = args
+                    .batching
+                    .batching(args.inner_batch_size, args.model.max_seq_len)?;
+                Self::Meta {
+                    learner: MetaLearner::new(model, config)?,
+                    sampler: Box::new(sampler.expect("run() draws tasks for --mode meta")),
+                }
+            }
+            Mode::Finetune => {
+                let config = FinetuneConfig {
+                    lr: args.lr,
+                    batching: args
+                        .batching
+                        .batching(args.batch_size, args.model.max_seq_len)?,
+                    eval_batch_size: args.batch_size,
+                    epochs: 1,
+                    ..FinetuneConfig::default()
+                };
+                Self::Finetune(FineTuner::new(model, config)?)
+            }
+            Mode::Predict => Self::Predict(model.valid()),
+        })
+    }
+
+    /// One step, adding what it computed to `work`.
+    fn step(
+        &mut self,
+        inputs: &Inputs,
+        rng: &mut ChaCha8Rng,
+        work: &mut Work,
+    ) -> anyhow::Result<()> {
+        let args = inputs.args;
+        match self {
+            Self::Meta { learner, sampler } => {
+                let episodes: Vec<_> = (0..args.tasks).map(|_| sampler.sample()).collect();
+                let mut meta_gradient = MetaGradient::new();
+                for (index, episode) in episodes.iter().enumerate() {
+                    let task = Task::from_episode(episode, inputs.encoded)?;
+                    let update = learner.task_update(&task, rng)?;
+                    update.check_finite(learner.completed_steps() + 1, index, task.domain)?;
+                    work.examples += task.support.len() * args.inner_update_step + task.query.len();
+                    work.padded_tokens += update.padded_tokens;
+                    meta_gradient.add(learner.model(), update.gradient);
+                }
+                learner.apply(meta_gradient)?;
+            }
+            Self::Finetune(tuner) => {
+                let batch = sample_batch(inputs, rng);
+                tuner.train_epoch(&batch, rng, &mut |_| {})?;
+                work.examples += batch.len();
+                work.padded_tokens += inputs.encoder.collate(&batch).padded_tokens();
+            }
+            Self::Predict(model) => {
+                let batch = sample_batch(inputs, rng);
+                let texts: Vec<String> = batch
+                    .iter()
+                    .map(|review| inputs.set.reviews[review.source_index].text.clone())
+                    .collect();
+                crate::predict::classify(
+                    model,
+                    inputs.encoder,
+                    &texts,
+                    texts.len(),
+                    inputs.device,
+                )?;
+                work.examples += batch.len();
+                work.padded_tokens += inputs.encoder.collate(&batch).padded_tokens();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tasks as the reference draws them: the domain of a random training review, then
+/// `--num-support + --num-query` distinct reviews of that domain.
+fn episode_sampler(
+    args: &Args,
+    set: &ReviewSet,
+    training: &[usize],
+) -> anyhow::Result<EpisodeSampler> {
+    let episodes = EpisodeConfig {
+        num_support: args.num_support,
+        num_query: args.num_query,
+        sampling: DomainSampling::ByReview,
+    };
+    EpisodeSampler::new(set, training, episodes, args.seed).with_context(|| {
+        format!(
+            "cannot draw tasks of --num-support {} + --num-query {} reviews from one training \
+             domain: lower them",
+            args.num_support, args.num_query
+        )
+    })
+}
+
+/// `--batch-size` distinct training reviews, drawn uniformly (the reference's `random.sample`).
+fn sample_batch<'a>(inputs: &Inputs<'a>, rng: &mut ChaCha8Rng) -> Vec<&'a EncodedReview> {
+    rand::seq::index::sample(rng, inputs.training.len(), inputs.args.batch_size)
+        .into_iter()
+        .map(|position| &inputs.encoded[inputs.training[position]])
+        .collect()
+}
+
+/// The JSON result, with the reference's keys and rounding.
+fn report(args: &Args, work: &Work, seconds: f64, model: Value) -> Value {
+    let round = |value: f64, digits: i32| {
+        let scale = 10f64.powi(digits);
+        (value * scale).round() / scale
+    };
+    let mut config = serde_json::to_value(args).expect("flags serialise");
+    if let Some(config) = config.as_object_mut() {
+        config.remove("data");
+        config.remove("bert_model");
+    }
+    json!({
+        "implementation": "meta-bert",
+        "mode": args.mode,
+        "padding": args.batching.padding.to_string(),
+        "batch_order": args.batching.batch_order.to_string(),
+        "backend": args.model.backend.name(),
+        "threads": threads(),
+        "steps": args.steps,
+        "examples": work.examples,
+        "padded_tokens": work.padded_tokens,
+        "seconds": round(seconds, 3),
+        "examples_per_s": round(work.examples as f64 / seconds, 3),
+        "padded_tokens_per_s": round(work.padded_tokens as f64 / seconds, 1),
+        "seconds_per_step": round(seconds / args.steps as f64, 3),
+        "peak_rss_mib": peak_rss_mib().map(|mib| round(mib, 1)),
+        "model": model,
+        "config": config,
+    })
+}
+
+/// Worker threads of the CPU backend: `RAYON_NUM_THREADS`, else one per core.
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .filter(|&threads| threads > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The process's peak resident memory (VmHWM of /proc/self/status, as the reference's
+/// `ru_maxrss`), or `None` where the kernel does not report it.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
