@@ -127,25 +127,13 @@ fn impossible_sizes_are_flag_errors() {
     }
 }
 
-/// The tiny fixture's config and tokenizer without its weights, in `dir`.
-fn bare_config(dir: &Path) {
-    for file in [
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "vocab.txt",
-    ] {
-        std::fs::copy(test_support::tiny_bert_dir().join(file), dir.join(file)).unwrap();
-    }
-}
-
 #[test]
 fn a_bare_config_is_benchmarked_with_random_weights_and_refused_elsewhere() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_reviews(tmp.path());
     let bare = tmp.path().join("bare");
     std::fs::create_dir(&bare).unwrap();
-    bare_config(&bare);
+    test_support::write_bare_tiny_config(&bare);
     let bare = bare.to_str().unwrap();
 
     let mut setup = tiny_flags(&data);

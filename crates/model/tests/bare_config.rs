@@ -2,28 +2,14 @@
 //! `ModelDir::open`, opened by `ConfigDir::open` and given random weights by
 //! `random_classifier`.
 
-use std::path::Path;
-
 use burn::tensor::Device;
 use dataset::LabelSet;
 use model::{BertInput, ConfigDir, HubOptions, ModelDir, ModelError, random_classifier};
 
-/// The tiny fixture's config and tokenizer, without its weights, in `dir`.
-fn bare_tiny_config(dir: &Path) {
-    for file in [
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "vocab.txt",
-    ] {
-        std::fs::copy(test_support::tiny_bert_dir().join(file), dir.join(file)).unwrap();
-    }
-}
-
 #[test]
 fn a_bare_config_is_refused_as_a_model_directory() {
     let tmp = tempfile::tempdir().unwrap();
-    bare_tiny_config(tmp.path());
+    test_support::write_bare_tiny_config(tmp.path());
     let error = ModelDir::open(tmp.path()).unwrap_err();
     assert!(matches!(error, ModelError::NoWeights { .. }), "{error}");
     let hub = HubOptions {
@@ -57,7 +43,7 @@ fn the_shared_bert_base_config_opens_with_its_sizes() {
 #[test]
 fn a_random_classifier_has_the_config_sizes_and_runs_forward() {
     let tmp = tempfile::tempdir().unwrap();
-    bare_tiny_config(tmp.path());
+    test_support::write_bare_tiny_config(tmp.path());
     let dir = ConfigDir::open(tmp.path()).unwrap();
     let labels = LabelSet::sentiment();
     let device = Device::flex();

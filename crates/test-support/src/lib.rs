@@ -69,6 +69,20 @@ fn read_json(path: PathBuf) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
+/// Copies the tiny fixture's config and tokenizer, without its weights, into `dir`: a bare
+/// config, which only `meta-bert bench` accepts (with random weights).
+pub fn write_bare_tiny_config(dir: &std::path::Path) {
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+    ] {
+        std::fs::copy(tiny_bert_dir().join(file), dir.join(file))
+            .unwrap_or_else(|e| panic!("cannot copy {file} into {}: {e}", dir.display()));
+    }
+}
+
 /// `fixtures/minilm-l6-golden/golden.json`, computed by PyTorch + transformers.
 pub fn minilm_golden() -> serde_json::Value {
     read_json(shared_dir().join("fixtures/minilm-l6-golden/golden.json"))
