@@ -2,9 +2,9 @@
 //! prints one JSON object, to compare with `../shared/bench/pytorch_fomaml_bench.py`, whose
 //! flags, defaults, task sampling and counting it follows (see BENCHMARKS.md).
 //!
-//! Each step goes through the code the other commands run: [`MetaLearner::task_update`] for
-//! every task, [`MetaGradient`] and [`MetaLearner::apply`] (what `outer_step` does, minus its
-//! events); [`FineTuner::train_epoch`] over one batch; `predict`'s classification.
+//! Each step goes through the code the other commands run: [`MetaLearner::outer_step`] (with
+//! `--task-threads` tasks at once, as `meta-train`); [`FineTuner::train_epoch`] over one batch;
+//! `predict`'s classification.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use dataset::{LabelSet, NumDomain, ReviewSet};
-use maml::{FineTuner, FinetuneConfig, MetaConfig, MetaGradient, MetaLearner, Task};
+use maml::{FineTuner, FinetuneConfig, MetaConfig, MetaLearner, Task};
 use model::{BertClassifier, ConfigDir, HubOptions, ModelError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tasks::{DomainSampling, EncodedReview, EpisodeConfig, EpisodeSampler, TextEncoder};
 
-use crate::common::{self, BatchingArgs, DataArgs, ModelArgs};
+use crate::common::{self, BatchingArgs, DataArgs, MicroBatchArgs, ModelArgs, TaskThreadsArgs};
 use crate::{Outcome, progress};
 
 /// `bench` flags: the reference benchmark's, plus --backend, --batch-order and --test-domains.
@@ -67,6 +67,12 @@ pub struct Args {
     #[command(flatten)]
     #[serde(flatten)]
     pub batching: BatchingArgs,
+    #[command(flatten)]
+    #[serde(skip)]
+    pub task_threads: TaskThreadsArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub micro_batches: MicroBatchArgs,
     /// Timed steps, after one untimed warm-up step.
     #[arg(long, default_value_t = 2)]
     pub steps: usize,
@@ -267,7 +273,8 @@ impl Runner {
                     .batching
                     .batching(args.inner_batch_size, args.model.max_seq_len)?;
                 Self::Meta {
-                    learner: MetaLearner::new(model, config)?,
+                    learner: MetaLearner::new(model, config)?
+                        .with_task_threads(args.task_threads.resolve(args.model.backend)),
                     sampler: Box::new(sampler.expect("run() draws tasks for --mode meta")),
                 }
             }
@@ -279,9 +286,13 @@ impl Runner {
                         .batching(args.batch_size, args.model.max_seq_len)?,
                     eval_batch_size: args.batch_size,
                     epochs: 1,
+                    micro_batches: args.micro_batches.resolve(args.model.backend),
                     ..FinetuneConfig::default()
                 };
-                Self::Finetune(FineTuner::new(model, config)?)
+                Self::Finetune(
+                    FineTuner::new(model, config)?
+                        .with_threads(common::step_threads(args.model.backend)),
+                )
             }
             Mode::Predict => Self::Predict(model.valid()),
         })
@@ -298,16 +309,16 @@ impl Runner {
         match self {
             Self::Meta { learner, sampler } => {
                 let episodes: Vec<_> = (0..args.tasks).map(|_| sampler.sample()).collect();
-                let mut meta_gradient = MetaGradient::new();
-                for (index, episode) in episodes.iter().enumerate() {
-                    let task = Task::from_episode(episode, inputs.encoded)?;
-                    let update = learner.task_update(&task, rng)?;
-                    update.check_finite(learner.completed_steps() + 1, index, task.domain)?;
-                    work.examples += task.support.len() * args.inner_update_step + task.query.len();
-                    work.padded_tokens += update.padded_tokens;
-                    meta_gradient.add(learner.model(), update.gradient);
-                }
-                learner.apply(meta_gradient)?;
+                let tasks = episodes
+                    .iter()
+                    .map(|episode| Task::from_episode(episode, inputs.encoded))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let report = learner.outer_step(&tasks, rng, &mut |_| {})?;
+                work.examples += tasks
+                    .iter()
+                    .map(|task| task.support.len() * args.inner_update_step + task.query.len())
+                    .sum::<usize>();
+                work.padded_tokens += report.padded_tokens;
             }
             Self::Finetune(tuner) => {
                 let batch = sample_batch(inputs, rng);
@@ -383,6 +394,10 @@ fn report(args: &Args, work: &Work, seconds: f64, model: Value) -> Value {
         "batch_order": args.batching.batch_order.to_string(),
         "backend": args.model.backend.name(),
         "threads": threads(),
+        "task_threads": match args.mode {
+            Mode::Meta => Some(args.task_threads.resolve(args.model.backend)),
+            Mode::Finetune | Mode::Predict => None,
+        },
         "steps": args.steps,
         "examples": work.examples,
         "padded_tokens": work.padded_tokens,

@@ -97,6 +97,57 @@ impl ModelArgs {
     }
 }
 
+/// How many tasks of an outer batch are computed at once. Not a setting of the run: results
+/// are the same whatever it is, so a run may resume with another value.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TaskThreadsArgs {
+    /// Tasks of an outer batch (and of an evaluation) computed at once, each on its own thread;
+    /// results do not depend on it. Each task in flight holds its own activations and adapted
+    /// copy of the model in memory. Default: one per core on flex (its element-wise kernels
+    /// use one core, so a second task fills the other), 1 on GPU backends.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub task_threads: Option<u16>,
+}
+
+impl TaskThreadsArgs {
+    /// `--task-threads`, or its default for `backend`.
+    pub fn resolve(&self, backend: BackendKind) -> usize {
+        self.task_threads
+            .map_or_else(|| step_threads(backend), usize::from)
+    }
+}
+
+/// How fine-tuning cuts its training batches.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct MicroBatchArgs {
+    /// Cut each training batch into this many micro-batches whose gradients are summed: the
+    /// same mean gradient up to rounding, dropout drawn per micro-batch. They run at once, one
+    /// per core. Default: 2 on flex (its element-wise kernels use one core, so a second
+    /// micro-batch fills the other), 1 on GPU backends.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub micro_batches: Option<u16>,
+}
+
+impl MicroBatchArgs {
+    /// `--micro-batches`, or its default for `backend`.
+    pub fn resolve(&self, backend: BackendKind) -> usize {
+        match (self.micro_batches, backend) {
+            (Some(count), _) => usize::from(count),
+            (None, BackendKind::Flex) => 2,
+            (None, _) => 1,
+        }
+    }
+}
+
+/// Threads that compute parts of one step at once (tasks, micro-batches, scoring batches): one
+/// per core on flex, 1 on GPU backends, where the device already runs every kernel in parallel.
+pub fn step_threads(backend: BackendKind) -> usize {
+    match backend {
+        BackendKind::Flex => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        _ => 1,
+    }
+}
+
 /// Loads the classifier in `dir` for `labels` on `device`, saying which weights were new.
 pub fn load_classifier(
     dir: &ModelDir,

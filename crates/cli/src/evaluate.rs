@@ -93,7 +93,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut scores = Vec::with_capacity(by_domain.len());
     for (domain, examples) in &by_domain {
         bar.set_message(domain.to_string());
-        let metrics = maml::evaluate(&model, examples, args.batch_size)
+        let threads = common::step_threads(args.model.backend);
+        let metrics = maml::evaluate(&model, examples, args.batch_size, threads)
             .with_context(|| format!("cannot score domain `{domain}`"))?;
         scores.push((*domain, metrics));
         bar.inc(1);

@@ -11,7 +11,8 @@ use tasks::EncodedReview;
 
 use crate::checkpoints::{self, Checkpoints, RngState, Saver, Stream};
 use crate::common::{
-    self, BatchingArgs, DataArgs, ModelArgs, display, parse_learning_rate, parse_num_domain,
+    self, BatchingArgs, DataArgs, MicroBatchArgs, ModelArgs, display, parse_learning_rate,
+    parse_num_domain,
 };
 use crate::metrics_log::MetricsLog;
 use crate::run_dir::{CHECKPOINTS, METRICS, OutputArgs, RESULTS};
@@ -65,6 +66,9 @@ pub struct Args {
     /// Clip each batch's gradient to this global L2 norm.
     #[arg(long)]
     pub max_grad_norm: Option<f64>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub micro_batches: MicroBatchArgs,
 }
 
 /// What a checkpoint holds besides weights and optimizer state.
@@ -95,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         eval_batch_size: args.batch_size,
         epochs: args.epochs,
         max_grad_norm: args.max_grad_norm,
+        micro_batches: args.micro_batches.resolve(args.model.backend),
         ..FinetuneConfig::default()
     };
 
@@ -152,7 +157,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         validation: &validation,
         test: &test,
     };
-    let mut tuner = FineTuner::new(model, config)?;
+    let mut tuner =
+        FineTuner::new(model, config)?.with_threads(common::step_threads(args.model.backend));
 
     run_dir.open(&hyparams)?;
     let state = resumed.as_ref().map(|resumed| &resumed.state);

@@ -16,7 +16,8 @@ use tasks::{DomainSampling, EncodedReview, Episode, EpisodeConfig, EpisodeSample
 
 use crate::checkpoints::{self, Checkpoints, Resumed, RngState, Saver, Stream};
 use crate::common::{
-    self, BatchingArgs, DataArgs, ModelArgs, choice, display, parse_learning_rate, parse_num_domain,
+    self, BatchingArgs, DataArgs, ModelArgs, TaskThreadsArgs, choice, display, parse_learning_rate,
+    parse_num_domain,
 };
 use crate::metrics_log::MetricsLog;
 use crate::run_dir::{CHECKPOINTS, METRICS, OutputArgs};
@@ -103,6 +104,9 @@ pub struct Args {
     #[command(flatten)]
     #[serde(flatten)]
     pub batching: BatchingArgs,
+    #[command(flatten)]
+    #[serde(skip)]
+    pub task_threads: TaskThreadsArgs,
     /// Clip the meta-gradient to this global L2 norm.
     #[arg(long)]
     pub max_grad_norm: Option<f64>,
@@ -323,7 +327,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     run_dir.check_same_settings(&hyparams)?;
     let (model, resumed) = saver.starting_point::<TrainingState>(run_dir.is_resume(), &device)?;
     let encoded = common::encode(&encoder, &set)?;
-    let mut learner = MetaLearner::new(model, meta_config)?;
+    let task_threads = args.task_threads.resolve(args.model.backend);
+    let mut learner = MetaLearner::new(model, meta_config)?.with_task_threads(task_threads);
 
     run_dir.open(&hyparams)?;
     let resumed_step = resumed.as_ref().map_or(0, |resumed| resumed.state.step);
@@ -512,7 +517,8 @@ impl Trainer<'_> {
     fn evaluate(&self, step: usize) -> anyhow::Result<Evaluation> {
         let mut config = self.learner.config().clone();
         config.inner.epochs = self.args.inner_update_step_eval;
-        let evaluator = MetaLearner::new(self.learner.model().clone(), config)?;
+        let evaluator = MetaLearner::new(self.learner.model().clone(), config)?
+            .with_task_threads(self.args.task_threads.resolve(self.args.model.backend));
         let score = |episodes: &[Episode], what: &str| -> anyhow::Result<Scores> {
             let tasks = to_tasks(episodes, self.encoded)?;
             let bar = progress::bar(tasks.len() as u64, what);

@@ -1,6 +1,6 @@
 //! The inner loop: a copy of the meta-model adapted to one support set.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
@@ -34,10 +34,24 @@ pub(crate) fn adapt(
     rng: &mut impl Rng,
 ) -> Adapted {
     let optimizer = AdamConfig::new().with_epsilon(TORCH_ADAM_EPSILON).init();
+    let copy = task_copy(meta);
     match config.scope {
-        AdaptScope::Full => adapt_all(meta.clone(), support, config, device, optimizer, rng),
-        AdaptScope::HeadOnly => adapt_head(meta.clone(), support, config, device, optimizer, rng),
+        AdaptScope::Full => adapt_all(copy, support, config, device, optimizer, rng),
+        AdaptScope::HeadOnly => adapt_head(copy, support, config, device, optimizer, rng),
     }
+}
+
+/// `meta` with every parameter a new leaf of the autodiff graph (the same tensors, not copied).
+/// Burn puts operations on shared leaves into one graph behind one lock, so tasks on different
+/// threads starting from the meta-model's own leaves would wait on each other's backward pass.
+pub(crate) fn task_copy(meta: &BertClassifier) -> BertClassifier {
+    struct Detach;
+    impl ModuleMapper for Detach {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(Tensor::detach)
+        }
+    }
+    meta.clone().map(&mut Detach)
 }
 
 fn adapt_all(

@@ -124,6 +124,16 @@ pub struct FinetuneConfig {
     pub dropout: bool,
     /// Clip each batch's gradient to this global L2 norm.
     pub max_grad_norm: Option<f64>,
+    /// Each training batch is cut into this many micro-batches (rows split as evenly as
+    /// possible, padded to the batch's length) whose gradients are summed: the same mean-loss
+    /// gradient up to rounding, with dropout masks drawn per micro-batch. Micro-batches run at
+    /// once on [`crate::FineTuner::with_threads`] threads. 1 = the whole batch at once.
+    #[serde(default = "one")]
+    pub micro_batches: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for FinetuneConfig {
@@ -136,6 +146,7 @@ impl Default for FinetuneConfig {
             epochs: 3,
             dropout: true,
             max_grad_norm: None,
+            micro_batches: 1,
         }
     }
 }

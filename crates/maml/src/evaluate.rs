@@ -1,20 +1,25 @@
 //! Scoring a classifier on a set of examples.
 
+use std::ops::ControlFlow;
+
 use burn::module::Module;
 use burn::tensor::{Int, Tensor};
 use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
 use tasks::{EncodedReview, Padding};
 
+use crate::parallel::for_each_task;
 use crate::tensors::{by_length, check_examples, collate_for, device_of, read_floats};
 use crate::{MamlError, Metrics};
 
 /// Scores `model` on `examples` without dropout or gradients, in batches of `batch_size` cut
-/// from the examples sorted by length (each padded to its longest). Predictions and losses are
+/// from the examples sorted by length (each padded to its longest), up to `threads` batches at
+/// once (each row's result is the same whatever the thread count). Predictions and losses are
 /// read back once, at the end.
 pub fn evaluate(
     model: &BertClassifier,
     examples: &[&EncodedReview],
     batch_size: usize,
+    threads: usize,
 ) -> Result<Metrics, MamlError> {
     if batch_size == 0 {
         return Err(MamlError::InvalidSetting {
@@ -35,16 +40,33 @@ pub fn evaluate(
     let model = model.valid();
     let device = device_of(&model);
     let order = by_length(examples);
-    let mut predictions = Vec::new();
-    let mut loss_sums = Vec::new();
-    for chunk in order.chunks(batch_size) {
-        let items: Vec<&EncodedReview> = chunk.iter().map(|&position| examples[position]).collect();
-        let batch = collate_for(&model, &items, Padding::Longest, max_seq_len);
-        let logits = model.forward(&BertInput::from_batch(&batch, &device));
-        let loss = cross_entropy(logits.clone(), labels_tensor(&batch, &device));
-        loss_sums.push(loss * items.len() as f64);
-        predictions.push(logits.argmax(1).reshape([items.len()]));
-    }
+    let chunks: Vec<&[usize]> = order.chunks(batch_size).collect();
+    let mut scored = vec![None; chunks.len()];
+    for_each_task(
+        threads,
+        chunks.len(),
+        |index| {
+            let items: Vec<&EncodedReview> = chunks[index]
+                .iter()
+                .map(|&position| examples[position])
+                .collect();
+            let batch = collate_for(&model, &items, Padding::Longest, max_seq_len);
+            let logits = model.forward(&BertInput::from_batch(&batch, &device));
+            let loss = cross_entropy(logits.clone(), labels_tensor(&batch, &device));
+            (
+                loss * items.len() as f64,
+                logits.argmax(1).reshape([items.len()]),
+            )
+        },
+        |index, result| {
+            scored[index] = Some(result);
+            ControlFlow::Continue(())
+        },
+    );
+    let (loss_sums, predictions): (Vec<Tensor<1>>, Vec<Tensor<1, Int>>) = scored
+        .into_iter()
+        .map(|batch| batch.expect("every batch is scored"))
+        .unzip();
     let loss_sum: f64 = read_floats(Tensor::cat(loss_sums, 0)).iter().sum();
     let predicted = read_labels(Tensor::cat(predictions, 0));
     let labels: Vec<usize> = order

@@ -56,7 +56,11 @@ impl MetaGradient {
 
 /// The element-wise sum; a parameter with a gradient in one set only keeps that gradient (an
 /// ANIL task, for one, may leave parameters without gradient).
-fn add<M: Module>(model: &M, left: GradientsParams, right: GradientsParams) -> GradientsParams {
+pub(crate) fn add<M: Module>(
+    model: &M,
+    left: GradientsParams,
+    right: GradientsParams,
+) -> GradientsParams {
     struct Add {
         left: GradientsParams,
         right: GradientsParams,

@@ -1,6 +1,8 @@
 //! Meta-training (FOMAML, Reptile; optionally ANIL's head-only inner loop) and test-task
 //! evaluation.
 
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
@@ -8,12 +10,14 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor};
 use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tasks::{EncodedReview, Episode};
 
 use crate::adapt::{TORCH_ADAM_EPSILON, adapt};
 use crate::config::{MetaAlgorithm, MetaConfig};
 use crate::gradients::{MetaGradient, clip_to_norm, global_norm, weight_difference};
+use crate::parallel::for_each_task;
 use crate::tensors::{check_examples, collate_for, device_of, read_floats};
 use crate::{Event, MamlError, Metrics, evaluate, optimizer_state};
 
@@ -120,6 +124,8 @@ pub struct OuterStepReport {
     pub mean_query_accuracy: f64,
     /// Global L2 norm of the mean meta-gradient, before clipping.
     pub grad_norm: f64,
+    /// Sum of the tasks' [`TaskUpdate::padded_tokens`].
+    pub padded_tokens: usize,
 }
 
 /// Test- or validation-task results.
@@ -144,6 +150,7 @@ pub struct MetaLearner {
     outer_optimizer: ModuleOptimizer,
     completed_steps: usize,
     device: Device,
+    task_threads: usize,
 }
 
 impl MetaLearner {
@@ -166,7 +173,19 @@ impl MetaLearner {
             config,
             completed_steps: 0,
             device,
+            task_threads: 1,
         })
+    }
+
+    /// Computes up to `threads` tasks of an outer batch (and of an evaluation) at once, each on
+    /// its own thread; 1 (the default) computes them one after the other on the calling thread.
+    /// Results do not depend on it: every task's batch order and dropout masks come from seeds
+    /// drawn before any task starts, and task updates are summed in task order. Worth it on the
+    /// CPU backend (a step there leaves cores idle), where each extra task in flight costs its
+    /// activations and adapted copy in memory; GPU backends gain nothing.
+    pub fn with_task_threads(mut self, threads: usize) -> Self {
+        self.task_threads = threads.max(1);
+        self
     }
 
     /// The meta-model.
@@ -190,61 +209,10 @@ impl MetaLearner {
     }
 
     /// Adapts a copy of the meta-model to `task` and returns the task's update. The meta-model
-    /// is not modified.
+    /// is not modified. `rng` orders the support batches; dropout masks come from the device's
+    /// generator (GPU backends) or the calling thread's stream (`model::seed_dropout`, Flex).
     pub fn task_update(&self, task: &Task, rng: &mut impl Rng) -> Result<TaskUpdate, MamlError> {
-        task.check(&self.model, self.config.inner.batching.max_seq_len)?;
-        let adapted = adapt(
-            &self.model,
-            &task.support,
-            &self.config.inner,
-            &self.device,
-            rng,
-        );
-        let batch = collate_for(
-            &self.model,
-            &task.query,
-            self.config.inner.batching.padding,
-            self.config.inner.batching.max_seq_len,
-        );
-        let mut padded_tokens = adapted.padded_tokens;
-        let (gradient, query_loss, correct) = match self.config.algorithm {
-            MetaAlgorithm::Fomaml => {
-                padded_tokens += batch.padded_tokens();
-                let logits = adapted
-                    .model
-                    .forward(&BertInput::from_batch(&batch, &self.device));
-                let labels = labels_tensor(&batch, &self.device);
-                let correct = correct_count(logits.clone().inner(), labels.clone().inner());
-                let loss = cross_entropy(logits, labels);
-                let query_loss = loss.clone().inner();
-                let gradient = GradientsParams::from_grads(loss.backward(), &adapted.model);
-                (gradient, query_loss, correct)
-            }
-            MetaAlgorithm::Reptile { .. } => {
-                let scorer = adapted.model.valid();
-                let plain = self.device.clone().inner();
-                let logits = scorer.forward(&BertInput::from_batch(&batch, &plain));
-                let labels = labels_tensor(&batch, &plain);
-                let correct = correct_count(logits.clone(), labels.clone());
-                let query_loss = cross_entropy(logits, labels);
-                let gradient = weight_difference(&self.model, &adapted.model);
-                (gradient, query_loss, correct)
-            }
-        };
-        // Everything the host needs from this task, in one read-back.
-        let mut values = adapted.inner_losses;
-        values.push(query_loss);
-        values.push(correct);
-        let mut host = read_floats(Tensor::cat(values, 0));
-        let correct = host.pop().expect("pushed above");
-        let query_loss = host.pop().expect("pushed above");
-        Ok(TaskUpdate {
-            gradient,
-            inner_losses: host,
-            query_loss,
-            query_accuracy: correct / task.query.len() as f64,
-            padded_tokens,
-        })
+        task_update(&self.model, &self.config, &self.device, task, rng)
     }
 
     /// One outer step: adapts to every task, averages their updates and applies the mean.
@@ -266,25 +234,57 @@ impl MetaLearner {
         let started = Instant::now();
         let step = self.completed_steps + 1;
         self.device.seed(rng.random());
+        let seeds: Vec<u64> = tasks.iter().map(|_| rng.random()).collect();
+        let (model, config, device) = (&self.model, &self.config, &self.device);
         let mut meta_gradient = MetaGradient::new();
-        let (mut loss_sum, mut accuracy_sum) = (0.0, 0.0);
-        for (index, task) in tasks.iter().enumerate() {
-            let task_started = Instant::now();
-            let update = self.task_update(task, rng)?;
-            update.check_finite(step, index, task.domain)?;
-            loss_sum += update.query_loss;
-            accuracy_sum += update.query_accuracy;
-            events(Event::TaskAdapted {
-                step,
-                task: index,
-                tasks: tasks.len(),
-                domain: task.domain.to_string(),
-                inner_losses: update.inner_losses.clone(),
-                query_loss: update.query_loss,
-                query_accuracy: update.query_accuracy,
-                elapsed: task_started.elapsed(),
-            });
-            meta_gradient.add(&self.model, update.gradient);
+        // Finished updates wait here until every earlier task has been added: sums in task order
+        // are the same floats whatever order the threads finish in.
+        let mut finished = BTreeMap::new();
+        let (mut loss_sum, mut accuracy_sum, mut padded_tokens) = (0.0, 0.0, 0);
+        let mut failure = None;
+        for_each_task(
+            self.task_threads,
+            tasks.len(),
+            |index| {
+                let started = Instant::now();
+                let update = seeded(seeds[index], |rng| {
+                    task_update(model, config, device, &tasks[index], rng)
+                });
+                (update, started.elapsed())
+            },
+            |index, (update, elapsed)| {
+                let domain = tasks[index].domain;
+                let update = match update
+                    .and_then(|update| update.check_finite(step, index, domain).map(|()| update))
+                {
+                    Ok(update) => update,
+                    Err(error) => {
+                        failure = Some(error);
+                        return ControlFlow::Break(());
+                    }
+                };
+                events(Event::TaskAdapted {
+                    step,
+                    task: index,
+                    tasks: tasks.len(),
+                    domain: domain.to_string(),
+                    inner_losses: update.inner_losses.clone(),
+                    query_loss: update.query_loss,
+                    query_accuracy: update.query_accuracy,
+                    elapsed,
+                });
+                finished.insert(index, update);
+                while let Some(update) = finished.remove(&meta_gradient.tasks()) {
+                    loss_sum += update.query_loss;
+                    accuracy_sum += update.query_accuracy;
+                    padded_tokens += update.padded_tokens;
+                    meta_gradient.add(model, update.gradient);
+                }
+                ControlFlow::Continue(())
+            },
+        );
+        if let Some(error) = failure {
+            return Err(error);
         }
         let grad_norm = self.apply(meta_gradient)?;
         let report = OuterStepReport {
@@ -292,6 +292,7 @@ impl MetaLearner {
             mean_query_loss: loss_sum / tasks.len() as f64,
             mean_query_accuracy: accuracy_sum / tasks.len() as f64,
             grad_norm,
+            padded_tokens,
         };
         events(Event::OuterStep {
             step,
@@ -350,43 +351,45 @@ impl MetaLearner {
             });
         }
         self.device.seed(rng.random());
-        let mut results = Vec::with_capacity(tasks.len());
-        for (index, task) in tasks.iter().enumerate() {
-            let started = Instant::now();
-            task.check(&self.model, self.config.inner.batching.max_seq_len)?;
-            let adapted = adapt(
-                &self.model,
-                &task.support,
-                &self.config.inner,
-                &self.device,
-                rng,
-            );
-            if !adapted.inner_losses.is_empty() {
-                let losses = read_floats(Tensor::cat(adapted.inner_losses, 0));
-                if let Some(&value) = losses.iter().find(|loss| !loss.is_finite()) {
-                    return Err(MamlError::NonFiniteTaskLoss {
-                        step: 0,
+        let seeds: Vec<u64> = tasks.iter().map(|_| rng.random()).collect();
+        let (model, config, device) = (&self.model, &self.config, &self.device);
+        let mut results = vec![None; tasks.len()];
+        let mut failure = None;
+        for_each_task(
+            self.task_threads,
+            tasks.len(),
+            |index| {
+                let started = Instant::now();
+                let metrics = seeded(seeds[index], |rng| {
+                    evaluate_task(model, config, device, &tasks[index], index, rng)
+                });
+                (metrics, started.elapsed())
+            },
+            |index, (metrics, elapsed)| match metrics {
+                Ok(metrics) => {
+                    events(Event::TaskEvaluated {
                         task: index,
-                        domain: task.domain.to_string(),
-                        phase: "inner",
-                        value,
+                        tasks: tasks.len(),
+                        domain: tasks[index].domain.to_string(),
+                        metrics: metrics.clone(),
+                        elapsed,
                     });
+                    results[index] = Some((tasks[index].domain.to_string(), metrics));
+                    ControlFlow::Continue(())
                 }
-            }
-            let metrics = evaluate(
-                &adapted.model,
-                &task.query,
-                self.config.inner.batching.batch_size,
-            )?;
-            events(Event::TaskEvaluated {
-                task: index,
-                tasks: tasks.len(),
-                domain: task.domain.to_string(),
-                metrics: metrics.clone(),
-                elapsed: started.elapsed(),
-            });
-            results.push((task.domain.to_string(), metrics));
+                Err(error) => {
+                    failure = Some(error);
+                    ControlFlow::Break(())
+                }
+            },
+        );
+        if let Some(error) = failure {
+            return Err(error);
         }
+        let results: Vec<(String, Metrics)> = results
+            .into_iter()
+            .map(|result| result.expect("every task finished without error"))
+            .collect();
         let scored: Vec<Metrics> = results.iter().map(|(_, metrics)| metrics.clone()).collect();
         Ok(TaskEvaluation {
             mean_accuracy: scored.iter().map(|m| m.accuracy).sum::<f64>() / scored.len() as f64,
@@ -465,4 +468,100 @@ fn correct_count(logits: Tensor<2>, labels: Tensor<1, burn::tensor::Int>) -> Ten
         .int()
         .sum()
         .float()
+}
+
+/// [`MetaLearner::task_update`] for the meta-model `meta`.
+fn task_update(
+    meta: &BertClassifier,
+    config: &MetaConfig,
+    device: &Device,
+    task: &Task,
+    rng: &mut impl Rng,
+) -> Result<TaskUpdate, MamlError> {
+    task.check(meta, config.inner.batching.max_seq_len)?;
+    let adapted = adapt(meta, &task.support, &config.inner, device, rng);
+    let batch = collate_for(
+        meta,
+        &task.query,
+        config.inner.batching.padding,
+        config.inner.batching.max_seq_len,
+    );
+    let mut padded_tokens = adapted.padded_tokens;
+    let (gradient, query_loss, correct) = match config.algorithm {
+        MetaAlgorithm::Fomaml => {
+            padded_tokens += batch.padded_tokens();
+            let logits = adapted
+                .model
+                .forward(&BertInput::from_batch(&batch, device));
+            let labels = labels_tensor(&batch, device);
+            let correct = correct_count(logits.clone().inner(), labels.clone().inner());
+            let loss = cross_entropy(logits, labels);
+            let query_loss = loss.clone().inner();
+            let gradient = GradientsParams::from_grads(loss.backward(), &adapted.model);
+            (gradient, query_loss, correct)
+        }
+        MetaAlgorithm::Reptile { .. } => {
+            let scorer = adapted.model.valid();
+            let plain = device.clone().inner();
+            let logits = scorer.forward(&BertInput::from_batch(&batch, &plain));
+            let labels = labels_tensor(&batch, &plain);
+            let correct = correct_count(logits.clone(), labels.clone());
+            let query_loss = cross_entropy(logits, labels);
+            let gradient = weight_difference(meta, &adapted.model);
+            (gradient, query_loss, correct)
+        }
+    };
+    // Everything the host needs from this task, in one read-back.
+    let mut values = adapted.inner_losses;
+    values.push(query_loss);
+    values.push(correct);
+    let mut host = read_floats(Tensor::cat(values, 0));
+    let correct = host.pop().expect("pushed above");
+    let query_loss = host.pop().expect("pushed above");
+    Ok(TaskUpdate {
+        gradient,
+        inner_losses: host,
+        query_loss,
+        query_accuracy: correct / task.query.len() as f64,
+        padded_tokens,
+    })
+}
+
+/// Adapts a copy of `meta` to `task` (the `index`-th) and scores its query set.
+fn evaluate_task(
+    meta: &BertClassifier,
+    config: &MetaConfig,
+    device: &Device,
+    task: &Task,
+    index: usize,
+    rng: &mut impl Rng,
+) -> Result<Metrics, MamlError> {
+    task.check(meta, config.inner.batching.max_seq_len)?;
+    let adapted = adapt(meta, &task.support, &config.inner, device, rng);
+    if !adapted.inner_losses.is_empty() {
+        let losses = read_floats(Tensor::cat(adapted.inner_losses, 0));
+        if let Some(&value) = losses.iter().find(|loss| !loss.is_finite()) {
+            return Err(MamlError::NonFiniteTaskLoss {
+                step: 0,
+                task: index,
+                domain: task.domain.to_string(),
+                phase: "inner",
+                value,
+            });
+        }
+    }
+    // One thread: tasks are what runs in parallel here.
+    evaluate(
+        &adapted.model,
+        &task.query,
+        config.inner.batching.batch_size,
+        1,
+    )
+}
+
+/// Runs `work` with a task's own seed: it orders the task's support batches and, on the calling
+/// thread, draws its dropout masks (Flex).
+fn seeded<T>(seed: u64, work: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
+    model::seed_dropout(seed);
+    work(&mut ChaCha8Rng::seed_from_u64(seed))
 }

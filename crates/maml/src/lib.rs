@@ -22,9 +22,11 @@
 //!
 //! - Adam and AdamW use torch's ε = 1e-8 and AdamW torch's weight decay 0.01 (Burn's defaults
 //!   are 1e-5 and 1e-4).
-//! - Dropout masks come from the device's generator, which every outer step and epoch re-seeds
-//!   from the caller's `rng`: a seeded run repeats exactly on a deterministic device (flex), but
-//!   the masks are not PyTorch's.
+//! - Dropout masks are not PyTorch's. Every outer step and epoch draws seeds from the caller's
+//!   `rng`: one for the device's generator (GPU backends) and, for meta-training, one per task
+//!   for its support batch order and its Flex dropout stream (`model::seed_dropout`), so a
+//!   seeded run repeats exactly on a deterministic device (Flex), whatever
+//!   [`MetaLearner::with_task_threads`] says.
 //! - Gradient clipping (`max_grad_norm`) is by global norm, like `clip_grad_norm_` (Burn's own
 //!   clipping is per parameter).
 //!
@@ -77,6 +79,7 @@ mod gradients;
 mod learner;
 mod metrics;
 mod optimizer_state;
+mod parallel;
 mod selection;
 mod tensors;
 

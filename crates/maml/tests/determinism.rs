@@ -1,22 +1,26 @@
-//! With dropout on, a seeded run repeats exactly on flex. Alone in its test binary because
-//! dropout draws from the device's random generator, which the process shares.
+//! With dropout on, a seeded run repeats exactly on flex, whatever the number of threads that
+//! compute tasks, micro-batches and scoring batches.
+//! Alone in its test binary because Burn's random generator (which seeds new weights) is
+//! shared by the process.
 
 mod common;
 
 use burn::tensor::Device;
 use common::{KeywordTask, tiny_config, tiny_model, weights};
-use maml::{Batching, Event, FinetuneConfig, FinetuneData, MetaLearner, Task, finetune};
+use maml::{Batching, Event, FineTuner, FinetuneConfig, FinetuneData, MetaLearner, Task};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Two outer steps, a test-task evaluation and one fine-tuning epoch; everything observable.
-fn run(seed: u64) -> (Vec<Event>, Vec<(String, Vec<f32>)>) {
+fn run(seed: u64, task_threads: usize) -> (Vec<Event>, Vec<(String, Vec<f32>)>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let sets: Vec<KeywordTask> = (0..6).map(|_| KeywordTask::draw(&mut rng, 8, 8)).collect();
     let tasks: Vec<Task> = sets.iter().map(KeywordTask::task).collect();
     let mut config = tiny_config();
     config.inner.dropout = true;
-    let mut learner = MetaLearner::new(tiny_model(seed, &Device::flex()), config).expect("valid");
+    let mut learner = MetaLearner::new(tiny_model(seed, &Device::flex()), config)
+        .expect("valid")
+        .with_task_threads(task_threads);
     let mut events = Vec::new();
     let mut record = |event: Event| events.push(event);
     for step in tasks.chunks(2).take(2) {
@@ -37,16 +41,16 @@ fn run(seed: u64) -> (Vec<Event>, Vec<(String, Vec<f32>)>) {
     let finetune_config = FinetuneConfig {
         batching: Batching::shuffled(4),
         epochs: 1,
+        micro_batches: 2,
         ..FinetuneConfig::default()
     };
-    let (model, _) = finetune(
-        learner.into_model(),
-        &data,
-        finetune_config,
-        &mut rng,
-        &mut record,
-    )
-    .expect("fine-tuning");
+    let mut tuner = FineTuner::new(learner.into_model(), finetune_config)
+        .expect("valid")
+        .with_threads(task_threads);
+    tuner
+        .epoch(&data, &mut rng, &mut record)
+        .expect("fine-tuning");
+    let model = tuner.into_model();
     // Wall-clock times are the one thing allowed to differ.
     let events = events.into_iter().map(without_time).collect();
     (events, weights(&model))
@@ -66,11 +70,25 @@ fn without_time(mut event: Event) -> Event {
 
 #[test]
 fn seeded_runs_with_dropout_repeat_exactly_on_flex() {
-    let (events_a, weights_a) = run(21);
-    let (events_b, weights_b) = run(21);
+    let (events_a, weights_a) = run(21, 1);
+    let (events_b, weights_b) = run(21, 1);
     assert!(events_a.len() > 10);
     assert_eq!(events_a, events_b);
     assert_eq!(weights_a, weights_b);
-    let (events_c, _) = run(22);
+    let (events_c, _) = run(22, 1);
     assert_ne!(events_a, events_c, "the seed matters");
+}
+
+#[test]
+fn task_threads_change_nothing_but_the_order_of_task_events() {
+    let (events_one, weights_one) = run(23, 1);
+    let (events_three, weights_three) = run(23, 3);
+    assert_eq!(weights_one, weights_three);
+    // Tasks on threads report as they finish; each step's summary still comes after its tasks.
+    let in_any_order = |events: Vec<Event>| {
+        let mut lines: Vec<String> = events.iter().map(|event| format!("{event:?}")).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(in_any_order(events_one), in_any_order(events_three));
 }

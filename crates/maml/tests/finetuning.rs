@@ -10,6 +10,7 @@ use maml::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tasks::EncodedReview;
+use test_support::assert_close;
 
 fn config(epochs: usize) -> FinetuneConfig {
     FinetuneConfig {
@@ -132,5 +133,40 @@ fn a_learning_rate_that_is_not_finite_is_refused() {
             .err()
             .expect("refused");
         assert!(error.to_string().contains("`lr`"), "{error}");
+    }
+}
+
+#[test]
+fn micro_batches_give_the_whole_batch_loss_and_update() {
+    let (train, _, _) = keyword_sets();
+    let train: Vec<&EncodedReview> = train.iter().collect();
+    let epoch = |micro_batches, threads| {
+        let config = FinetuneConfig {
+            micro_batches,
+            ..config(1)
+        };
+        let mut tuner = FineTuner::new(tiny_model(3, &Device::flex()), config)
+            .expect("valid")
+            .with_threads(threads);
+        let mut losses = Vec::new();
+        tuner
+            .train_epoch(&train, &mut ChaCha8Rng::seed_from_u64(5), &mut |event| {
+                if let Event::FinetuneBatch { loss, .. } = event {
+                    losses.push(loss);
+                }
+            })
+            .expect("an epoch");
+        (losses, weights(tuner.model()))
+    };
+    let (whole_losses, whole_weights) = epoch(1, 1);
+    // 3 slices of batches of 8 rows: 3, 3 and 2 rows, weighted by their share.
+    let (sliced_losses, sliced_weights) = epoch(3, 2);
+    assert_eq!(whole_losses.len(), 6);
+    assert_close(&sliced_losses, &whole_losses, 1e-6, 1e-6, "batch losses");
+    for ((name, whole), (_, sliced)) in whole_weights.iter().zip(&sliced_weights) {
+        let as_f64 = |values: &[f32]| values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+        // Adam moves each weight by at most about lr = 1e-2 a step; rounding may not move it
+        // by a thousandth of that.
+        assert_close(&as_f64(sliced), &as_f64(whole), 1e-5, 0.0, name);
     }
 }

@@ -14,10 +14,7 @@ use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softma
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, BertConfig};
-
-/// Added to the attention scores of padding positions: large enough that their softmax weight
-/// is exactly zero in f32, small enough that it never overflows to -inf when added.
-const MASKED_SCORE: f32 = -1.0e9;
+use crate::dropout;
 
 /// The inputs of one forward pass, `[batch, seq_len]` each.
 #[derive(Debug, Clone)]
@@ -284,10 +281,15 @@ impl BertClassifier {
             "input of {seq_len} tokens is longer than the model's {} positions; truncate it",
             self.config.max_position_embeddings
         );
-        // Built once per forward and shared by every layer: 0 where attended, MASKED_SCORE at
-        // padding, shaped to broadcast over heads and query positions.
-        let mask = (input.attention_mask.clone().float() - 1.0) * (-MASKED_SCORE);
-        let mask = mask.reshape([batch, 1, 1, seq_len]);
+        // Built once per forward and shared by every layer: 0 where attended, -inf at padding,
+        // shaped to broadcast over heads and query positions. transformers adds f32::MIN
+        // instead; both give padding exactly zero weight, but exp() of a huge finite negative
+        // takes libm's slow underflow path (about 4 % of a CPU training step) where exp(-inf)
+        // returns at once. No row is all -inf: [CLS] is always attended.
+        let padding = input.attention_mask.clone().equal_elem(0);
+        let mask = Tensor::<2>::zeros([batch, seq_len], &input.attention_mask.device())
+            .mask_fill(padding, f32::NEG_INFINITY)
+            .reshape([batch, 1, 1, seq_len]);
         let mut hidden = self.bert.embeddings.forward(input);
         for layer in &self.bert.encoder.layer {
             hidden = layer.forward(hidden, mask.clone());
@@ -307,7 +309,8 @@ impl BertClassifier {
     /// Dropout and the linear head on pooled representations `[batch, hidden]`: the part ANIL
     /// adapts.
     pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        self.classifier.forward(self.dropout.forward(pooled))
+        self.classifier
+            .forward(dropout::apply(&self.dropout, pooled))
     }
 }
 
@@ -326,7 +329,7 @@ impl BertEmbeddings {
             .narrow(0, 0, seq_len)
             .unsqueeze_dim::<3>(0);
         let embedded = words + types + positions;
-        self.dropout.forward(self.layer_norm.forward(embedded))
+        dropout::apply(&self.dropout, self.layer_norm.forward(embedded))
     }
 }
 
@@ -351,7 +354,7 @@ impl BertSelfAttention {
         let key = heads(self.key.forward(hidden.clone()));
         let value = heads(self.value.forward(hidden));
         let scores = query.matmul(key.swap_dims(2, 3)) * (1.0 / (head_size as f64).sqrt()) + mask;
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let probs = dropout::apply(&self.dropout, softmax(scores, 3));
         probs
             .matmul(value)
             .swap_dims(1, 2)
@@ -372,7 +375,7 @@ impl BertIntermediate {
 
 impl DenseNormOutput {
     fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = self.dropout.forward(self.dense.forward(hidden));
+        let x = dropout::apply(&self.dropout, self.dense.forward(hidden));
         self.layer_norm.forward(x + residual)
     }
 }

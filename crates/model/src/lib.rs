@@ -27,8 +27,11 @@
 //!   [`BertClassifier::named_gradients`].
 //! - **Parameter ids** are derived from transformers names, so they are the same in every
 //!   process that loads the same architecture (optimizer state can be matched on resume).
-//! - **Attention mask.** Padding positions get −1e9 added to their scores (transformers adds
+//! - **Attention mask.** Padding positions get −inf added to their scores (transformers adds
 //!   the most negative f32); both give them exactly zero weight.
+//! - **Dropout randomness.** On Flex, masks come from the calling thread's own stream, seeded
+//!   with [`seed_dropout`] (not from Burn's shared generator), so tasks adapting on different
+//!   threads stay reproducible; other backends draw on the device, seeded with `Device::seed`.
 //! - Only f32 is supported; f16/bf16 weights are converted to f32 when loaded.
 //!
 //! # Example
@@ -63,6 +66,7 @@ mod backend;
 mod bert;
 mod checkpoint;
 mod config;
+mod dropout;
 mod error;
 mod hub;
 mod load;
@@ -73,6 +77,7 @@ pub use backend::{BackendError, BackendKind};
 pub use bert::{BertClassifier, BertInput, BertOutput, cross_entropy, labels_tensor};
 pub use checkpoint::{CheckpointMeta, METADATA_FILE, save_checkpoint};
 pub use config::{Activation, BertConfig};
+pub use dropout::seed_dropout;
 pub use error::ModelError;
 pub use hub::{ConfigDir, DEFAULT_MODEL, HubOptions, ModelDir, TOKENIZER_FILES, resolve_model};
 pub use load::{LoadReport, load_classifier, random_classifier};

@@ -1,0 +1,158 @@
+//! Dropout on the CPU backend with masks from a per-thread, counter-based generator.
+//!
+//! Burn's `Dropout` samples a Bernoulli tensor element by element from one ChaCha generator
+//! behind a lock. On Flex that is single-threaded and cost about a tenth of a training step
+//! (most of it on attention probabilities, `batch × heads × len²` draws per layer); and because
+//! every thread shares that generator, two tasks adapting at once would draw each other's
+//! numbers and a seeded run would stop being reproducible. Here a mask is a pure function of
+//! (the calling thread's seed, how many masks that thread has drawn since, element index), so
+//! masks are cheap to draw in parallel and the same seed gives the same masks whatever other
+//! threads do. GPU backends keep Burn's `Dropout`: their generator runs on the device, and a
+//! host-drawn mask would have to be copied there.
+
+use std::cell::Cell;
+
+use burn::nn::Dropout;
+use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
+
+thread_local! {
+    static STREAM: Cell<Stream> = const { Cell::new(Stream { seed: 0, draws: 0 }) };
+}
+
+#[derive(Clone, Copy)]
+struct Stream {
+    seed: u64,
+    draws: u64,
+}
+
+/// Restarts the calling thread's dropout stream at `seed`: the masks drawn on this thread
+/// afterwards depend only on `seed` and their order. Threads that never call it start at seed 0.
+/// On GPU backends, seed the device instead (`Device::seed`).
+pub fn seed_dropout(seed: u64) {
+    STREAM.set(Stream { seed, draws: 0 });
+}
+
+/// `dropout` applied to `input` as `burn::nn::Dropout::forward` would (identity outside
+/// training, when the probability is zero or off an autodiff device), with the mask drawn from
+/// the thread's stream on Flex.
+pub(crate) fn apply<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tensor<D> {
+    let device = input.device();
+    if !dropout.training.is_enabled() || dropout.prob == 0.0 || !device.is_autodiff() {
+        return input;
+    }
+    if device != Device::flex() {
+        return dropout.forward(input);
+    }
+    let shape = input.shape();
+    let mask = keep_mask(dropout.prob, shape.num_elements(), next_key());
+    input * Tensor::from_data(TensorData::new(mask, shape), &device)
+}
+
+/// The key of the thread's next mask.
+fn next_key() -> u64 {
+    let stream = STREAM.get();
+    STREAM.set(Stream {
+        draws: stream.draws + 1,
+        ..stream
+    });
+    mix(stream.seed ^ mix(stream.draws))
+}
+
+/// `len` mask values: 0 with probability `prob`, otherwise `1 / (1 - prob)` (inverted dropout,
+/// as PyTorch scales), element `i` decided by the top 32 bits of SplitMix64's `i`-th output
+/// after `key`.
+fn keep_mask(prob: f64, len: usize, key: u64) -> Vec<f32> {
+    const CHUNK: usize = 1 << 16;
+    // Dropped when the 32 random bits fall below `threshold`: probability threshold / 2³².
+    let threshold = (prob * 4_294_967_296.0).round() as u64;
+    let kept = (1.0 / (1.0 - prob)) as f32;
+    let mut mask = vec![0.0f32; len];
+    mask.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(chunk_index, chunk)| {
+            let first = (chunk_index * CHUNK) as u64;
+            for (offset, value) in chunk.iter_mut().enumerate() {
+                let counter = first + offset as u64 + 1;
+                let bits = mix(key.wrapping_add(counter.wrapping_mul(GOLDEN_GAMMA))) >> 32;
+                *value = if bits < threshold { 0.0 } else { kept };
+            }
+        });
+    mask
+}
+
+/// SplitMix64's increment.
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function (Steele, Lea and Flood 2014).
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::DropoutConfig;
+
+    use super::*;
+
+    #[test]
+    fn masks_drop_the_asked_fraction_and_scale_the_rest() {
+        let mask = keep_mask(0.1, 1_000_000, 7);
+        let dropped = mask.iter().filter(|&&value| value == 0.0).count();
+        // Binomial(10⁶, 0.1): standard deviation 300, so ±1,500 is five of them.
+        assert!((98_500..=101_500).contains(&dropped), "{dropped} dropped");
+        let kept = 1.0f32 / 0.9;
+        assert!(mask.iter().all(|&value| value == 0.0 || value == kept));
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_masks_and_draws_differ() {
+        let draw = |seed| {
+            seed_dropout(seed);
+            let first = keep_mask(0.5, 4_096, next_key());
+            let second = keep_mask(0.5, 4_096, next_key());
+            (first, second)
+        };
+        let (first, second) = draw(3);
+        assert_eq!(draw(3), (first.clone(), second.clone()));
+        assert_ne!(first, second);
+        assert_ne!(draw(4).0, first);
+    }
+
+    #[test]
+    fn a_thread_stream_is_not_disturbed_by_other_threads() {
+        let masks = |seed| {
+            seed_dropout(seed);
+            (0..8)
+                .map(|_| keep_mask(0.1, 1_000, next_key()))
+                .collect::<Vec<_>>()
+        };
+        let alone = masks(11);
+        let together = std::thread::scope(|scope| {
+            let other = scope.spawn(|| masks(12));
+            let mine = masks(11);
+            other.join().expect("no panic");
+            mine
+        });
+        assert_eq!(alone, together);
+    }
+
+    #[test]
+    fn dropout_applies_only_in_training_on_an_autodiff_device() {
+        let dropout = DropoutConfig::new(0.5).init();
+        let ones = |device: &Device| Tensor::<2>::ones([64, 64], device);
+        let plain = apply(&dropout, ones(&Device::flex()));
+        assert_eq!(plain.sum().into_scalar::<f32>(), 4_096.0);
+
+        let trained = apply(&dropout, ones(&Device::flex().autodiff()));
+        let values = trained.into_data().try_to_vec::<f32>().expect("f32 tensor");
+        let dropped = values.iter().filter(|&&value| value == 0.0).count();
+        assert!(
+            (1_800..=2_300).contains(&dropped),
+            "{dropped} of 4096 dropped"
+        );
+        assert!(values.iter().all(|&value| value == 0.0 || value == 2.0));
+    }
+}
