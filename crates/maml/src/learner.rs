@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
@@ -215,10 +215,12 @@ impl MetaLearner {
         task_update(&self.model, &self.config, &self.device, task, rng)
     }
 
-    /// One outer step: adapts to every task, averages their updates and applies the mean.
+    /// One outer step: adapts to every task (up to [`Self::with_task_threads`] at once), averages
+    /// their updates and applies the mean.
     ///
-    /// Seeds the device's random generator (dropout) from `rng` first, so a seeded run is
-    /// reproducible on a deterministic device.
+    /// Draws every seed of the step from `rng` first (the device's generator, then each task's
+    /// batch order and Flex dropout stream), so a seeded run is reproducible on a deterministic
+    /// device whatever the thread count.
     pub fn outer_step(
         &mut self,
         tasks: &[Task],
@@ -233,26 +235,18 @@ impl MetaLearner {
         }
         let started = Instant::now();
         let step = self.completed_steps + 1;
-        self.device.seed(rng.random());
-        let seeds: Vec<u64> = tasks.iter().map(|_| rng.random()).collect();
-        let (model, config, device) = (&self.model, &self.config, &self.device);
+        let model = &self.model;
         let mut meta_gradient = MetaGradient::new();
         // Finished updates wait here until every earlier task has been added: sums in task order
         // are the same floats whatever order the threads finish in.
         let mut finished = BTreeMap::new();
         let (mut loss_sum, mut accuracy_sum, mut padded_tokens) = (0.0, 0.0, 0);
         let mut failure = None;
-        for_each_task(
-            self.task_threads,
-            tasks.len(),
-            |index| {
-                let started = Instant::now();
-                let update = seeded(seeds[index], |rng| {
-                    task_update(model, config, device, &tasks[index], rng)
-                });
-                (update, started.elapsed())
-            },
-            |index, (update, elapsed)| {
+        self.for_each_task(
+            tasks,
+            rng,
+            |task, _, rng| task_update(model, &self.config, &self.device, task, rng),
+            |index, update, elapsed| {
                 let domain = tasks[index].domain;
                 let update = match update
                     .and_then(|update| update.check_finite(step, index, domain).map(|()| update))
@@ -350,22 +344,15 @@ impl MetaLearner {
                 fix: "evaluate at least one task",
             });
         }
-        self.device.seed(rng.random());
-        let seeds: Vec<u64> = tasks.iter().map(|_| rng.random()).collect();
-        let (model, config, device) = (&self.model, &self.config, &self.device);
         let mut results = vec![None; tasks.len()];
         let mut failure = None;
-        for_each_task(
-            self.task_threads,
-            tasks.len(),
-            |index| {
-                let started = Instant::now();
-                let metrics = seeded(seeds[index], |rng| {
-                    evaluate_task(model, config, device, &tasks[index], index, rng)
-                });
-                (metrics, started.elapsed())
+        self.for_each_task(
+            tasks,
+            rng,
+            |task, index, rng| {
+                evaluate_task(&self.model, &self.config, &self.device, task, index, rng)
             },
-            |index, (metrics, elapsed)| match metrics {
+            |index, metrics, elapsed| match metrics {
                 Ok(metrics) => {
                     events(Event::TaskEvaluated {
                         task: index,
@@ -396,6 +383,33 @@ impl MetaLearner {
             pooled: Metrics::pooled(&scored),
             tasks: results,
         })
+    }
+
+    /// Runs `work` for every task on up to `task_threads` threads and hands each result, with
+    /// its wall time, to `done` on this thread as it finishes. Seeds come from `rng` before any
+    /// task starts: one for the device's generator, then one per task that orders its batches
+    /// and (on Flex) draws its dropout masks on whichever thread runs it.
+    fn for_each_task<T: Send>(
+        &self,
+        tasks: &[Task],
+        rng: &mut impl Rng,
+        work: impl Fn(&Task, usize, &mut ChaCha8Rng) -> T + Sync,
+        mut done: impl FnMut(usize, T, Duration) -> ControlFlow<()>,
+    ) {
+        self.device.seed(rng.random());
+        let seeds: Vec<u64> = tasks.iter().map(|_| rng.random()).collect();
+        for_each_task(
+            self.task_threads,
+            tasks.len(),
+            |index| {
+                let started = Instant::now();
+                model::seed_dropout(seeds[index]);
+                let mut task_rng = ChaCha8Rng::seed_from_u64(seeds[index]);
+                let result = work(&tasks[index], index, &mut task_rng);
+                (result, started.elapsed())
+            },
+            |index, (result, elapsed)| done(index, result, elapsed),
+        );
     }
 
     /// Writes the outer optimizer's state (Adam moments and step count) to `path` (Burn's
@@ -557,11 +571,4 @@ fn evaluate_task(
         config.inner.batching.batch_size,
         1,
     )
-}
-
-/// Runs `work` with a task's own seed: it orders the task's support batches and, on the calling
-/// thread, draws its dropout masks (Flex).
-fn seeded<T>(seed: u64, work: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
-    model::seed_dropout(seed);
-    work(&mut ChaCha8Rng::seed_from_u64(seed))
 }

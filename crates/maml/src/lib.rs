@@ -12,7 +12,11 @@
 //!   [`MetaLearner::apply`]s the mean. [`MetaLearner::evaluate_tasks`] adapts to test tasks and
 //!   leaves the meta-model untouched.
 //! - [`FineTuner`] / [`finetune`]: AdamW over a training set, validation and test scored each
-//!   epoch (epoch 0 = zero-shot).
+//!   epoch (epoch 0 = zero-shot); optionally each batch as micro-batches whose gradients are
+//!   summed ([`FinetuneConfig::micro_batches`]).
+//! - Threads: [`MetaLearner::with_task_threads`] and [`FineTuner::with_threads`] compute tasks,
+//!   micro-batches and scoring batches side by side (the CPU backend leaves cores idle
+//!   otherwise); results are the same for every thread count.
 //! - [`evaluate`] and [`Metrics`]: accuracy over examples, macro-F1, confusion matrix,
 //!   majority-class baseline, mean loss.
 //! - [`hold_out_validation`] and [`best_by_validation`]: checkpoint selection on validation

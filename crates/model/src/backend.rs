@@ -97,7 +97,9 @@ impl BackendKind {
                 Self::Tch => {
                     " (and libtorch 2.9.0: e.g. `pip install torch==2.9.0` in a venv, then LIBTORCH_USE_PYTORCH=1)"
                 }
-                Self::Cuda => " (and the CUDA toolkit and driver)",
+                Self::Cuda => {
+                    " (and the CUDA toolkit and driver; the build downloads a prebuilt LLVM, so it needs network)"
+                }
                 _ => "",
             },
         }
