@@ -109,7 +109,9 @@ impl FineTuner {
     /// Computes up to `threads` micro-batches of a training batch (see
     /// [`FinetuneConfig::micro_batches`]) and up to `threads` scoring batches at once, each on
     /// its own thread; 1 (the default) computes them in turn on the calling thread. Results do
-    /// not depend on it. Worth it on the CPU backend, where a step leaves cores idle.
+    /// not depend on it with up to two micro-batches; with more, micro-batch gradients are
+    /// summed as threads finish, so the rounding of that sum may vary from run to run. Worth it
+    /// on the CPU backend, where a step leaves cores idle.
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self
