@@ -125,7 +125,7 @@ pub struct FinetuneConfig {
     /// Clip each batch's gradient to this global L2 norm.
     pub max_grad_norm: Option<f64>,
     /// Each training batch is cut into this many micro-batches (rows split as evenly as
-    /// possible, padded to the batch's length) whose gradients are summed: the same mean-loss
+    /// possible, each padded on its own) whose gradients are summed in order: the same mean-loss
     /// gradient up to rounding, with dropout masks drawn per micro-batch. Micro-batches run at
     /// once on [`crate::FineTuner::with_threads`] threads. 1 = the whole batch at once.
     #[serde(default = "one")]

@@ -1,5 +1,6 @@
 //! Plain fine-tuning with AdamW, scored on validation and test sets after every epoch.
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
@@ -109,9 +110,8 @@ impl FineTuner {
     /// Computes up to `threads` micro-batches of a training batch (see
     /// [`FinetuneConfig::micro_batches`]) and up to `threads` scoring batches at once, each on
     /// its own thread; 1 (the default) computes them in turn on the calling thread. Results do
-    /// not depend on it with up to two micro-batches; with more, micro-batch gradients are
-    /// summed as threads finish, so the rounding of that sum may vary from run to run. Worth it
-    /// on the CPU backend, where a step leaves cores idle.
+    /// not depend on it: micro-batch gradients are summed in slice order. Worth it on the CPU
+    /// backend, where a step leaves cores idle.
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self
@@ -203,6 +203,10 @@ impl FineTuner {
         let batching = &self.config.batching;
         let mut gradient = GradientsParams::new();
         let mut loss = None;
+        // Slices wait here until every earlier slice has been added: sums in slice order are the
+        // same floats whatever order the threads finish in.
+        let mut finished = BTreeMap::new();
+        let mut added = 0;
         for_each_task(
             self.threads.min(slices),
             slices,
@@ -226,12 +230,16 @@ impl FineTuner {
                 let slice_gradient = GradientsParams::from_grads(slice_loss.backward(), &model);
                 (slice_gradient, value)
             },
-            |_, (slice_gradient, value)| {
-                gradient = add(&self.model, std::mem::take(&mut gradient), slice_gradient);
-                loss = Some(match loss.take() {
-                    Some(total) => total + value,
-                    None => value,
-                });
+            |slice, result| {
+                finished.insert(slice, result);
+                while let Some((slice_gradient, value)) = finished.remove(&added) {
+                    gradient = add(&self.model, std::mem::take(&mut gradient), slice_gradient);
+                    loss = Some(match loss.take() {
+                        Some(total) => total + value,
+                        None => value,
+                    });
+                    added += 1;
+                }
                 ControlFlow::Continue(())
             },
         );

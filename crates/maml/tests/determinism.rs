@@ -41,7 +41,7 @@ fn run(seed: u64, task_threads: usize) -> (Vec<Event>, Vec<(String, Vec<f32>)>) 
     let finetune_config = FinetuneConfig {
         batching: Batching::shuffled(4),
         epochs: 1,
-        micro_batches: 2,
+        micro_batches: 3,
         ..FinetuneConfig::default()
     };
     let mut tuner = FineTuner::new(learner.into_model(), finetune_config)
