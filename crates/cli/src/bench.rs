@@ -73,6 +73,11 @@ pub struct Args {
     #[command(flatten)]
     #[serde(flatten)]
     pub micro_batches: MicroBatchArgs,
+    /// Compute padded positions too, as transformers does: the equal-work comparison with the
+    /// reference. By default, as in every other command, only positions that carry a token
+    /// go through the layers (padding is masked out of attention either way).
+    #[arg(long)]
+    pub compute_padding: bool,
     /// Timed steps, after one untimed warm-up step.
     #[arg(long, default_value_t = 2)]
     pub steps: usize,
@@ -171,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let device = args.model.device()?;
     let (model, model_root, random_weights) = load_model(&args, &set.labels, &device)?;
+    let model = model.with_skip_padding(!args.compute_padding);
     let encoder =
         TextEncoder::from_model_dir(&model_root, args.model.max_seq_len, args.batching.padding)
             .with_context(|| {

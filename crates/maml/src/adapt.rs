@@ -131,9 +131,7 @@ fn pooled_features(
         .map(|chunk| {
             let items: Vec<&EncodedReview> = chunk.iter().map(|&p| support[p]).collect();
             let batch = collate_for(model, &items, batching.padding, batching.max_seq_len);
-            encoder
-                .encode(&BertInput::from_batch(&batch, &plain))
-                .pooler_output
+            encoder.pooled(&BertInput::from_batch(&batch, &plain))
         })
         .collect();
     let mut row_of = vec![0usize; support.len()];

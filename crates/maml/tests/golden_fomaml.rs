@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use dataset::LabelSet;
 use maml::{Batching, Event, MetaConfig, MetaGradient, MetaLearner, Task};
 use model::{BertClassifier, BertInput, HubOptions, NamedTensor, load_classifier, resolve_model};
@@ -75,17 +75,16 @@ fn reviews(batch: &Value) -> Vec<EncodedReview> {
 }
 
 fn probe_input(batch: &Value, device: &Device) -> BertInput {
-    let tensor = |key: &str| {
-        let rows = batch[key].as_array().expect("rows");
-        let values = flatten_i64(&batch[key]);
-        let shape = [rows.len(), values.len() / rows.len()];
-        Tensor::<2, Int>::from_data(TensorData::new(values, shape), device)
-    };
-    BertInput {
-        input_ids: tensor("input_ids"),
-        attention_mask: tensor("attention_mask"),
-        token_type_ids: tensor("token_type_ids"),
-    }
+    let rows = batch["input_ids"].as_array().expect("rows").len();
+    let input_ids = flatten_i64(&batch["input_ids"]);
+    let shape = [rows, input_ids.len() / rows];
+    BertInput::new(
+        input_ids,
+        flatten_i64(&batch["attention_mask"]),
+        flatten_i64(&batch["token_type_ids"]),
+        shape,
+        device,
+    )
 }
 
 /// Gradients under transformers names in PyTorch layout, by putting them in the parameters'

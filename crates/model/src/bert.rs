@@ -11,7 +11,7 @@ use burn::nn::{
     LinearConfig,
 };
 use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::config::{Activation, BertConfig};
 use crate::dropout;
@@ -25,6 +25,43 @@ pub struct BertInput {
     pub attention_mask: Tensor<2, Int>,
     /// Segment ids (all 0 for single-text classification).
     pub token_type_ids: Tensor<2, Int>,
+    /// The rows [`BertClassifier::forward`] computes when it skips padding; `None` when the
+    /// batch has no padding to skip.
+    packing: Option<Packing>,
+}
+
+/// The grid positions (`row * seq_len + position`) that carry a token, built on the host from
+/// the attention mask when the input is made, so that skipping padding costs no read-back.
+#[derive(Debug, Clone)]
+struct Packing {
+    /// Every attended position and each sequence's first (the pooler reads it even if masked).
+    kept: Tensor<1, Int>,
+    /// Each sequence's first position, as an index into `kept`.
+    firsts: Tensor<1, Int>,
+}
+
+impl Packing {
+    /// `None` when every position is kept.
+    fn from_mask(attention_mask: &[i64], seq_len: usize, device: &Device) -> Option<Self> {
+        let mut kept = Vec::with_capacity(attention_mask.len());
+        let mut firsts = Vec::with_capacity(attention_mask.len() / seq_len.max(1));
+        for (position, &attended) in attention_mask.iter().enumerate() {
+            if position % seq_len == 0 {
+                firsts.push(kept.len() as i64);
+            }
+            if attended != 0 || position % seq_len == 0 {
+                kept.push(position as i64);
+            }
+        }
+        let tensor = |values: Vec<i64>| {
+            let len = values.len();
+            Tensor::from_data(TensorData::new(values, [len]), device)
+        };
+        (kept.len() < attention_mask.len()).then(|| Self {
+            kept: tensor(kept),
+            firsts: tensor(firsts),
+        })
+    }
 }
 
 impl BertInput {
@@ -45,6 +82,7 @@ impl BertInput {
             Tensor::from_data(TensorData::new(values, [batch_size, seq_len]), device)
         };
         Self {
+            packing: Packing::from_mask(&attention_mask, seq_len, device),
             input_ids: tensor(input_ids),
             attention_mask: tensor(attention_mask),
             token_type_ids: tensor(token_type_ids),
@@ -94,6 +132,8 @@ pub struct BertClassifier {
     pub(crate) classifier: Linear,
     #[module(skip)]
     pub(crate) config: BertConfig,
+    #[module(skip)]
+    pub(crate) skip_padding: bool,
 }
 
 #[derive(Module, Debug)]
@@ -217,6 +257,7 @@ impl BertClassifier {
             dropout: DropoutConfig::new(config.classifier_dropout()).init(),
             classifier: linear(hidden, num_labels),
             config: config.clone(),
+            skip_padding: true,
         }
     }
 
@@ -264,23 +305,74 @@ impl BertClassifier {
         self
     }
 
-    /// Logits `[batch, num_labels]`.
-    pub fn forward(&self, input: &BertInput) -> Tensor<2> {
-        self.classify(self.encode(input).pooler_output)
+    /// Whether [`Self::forward`] and [`Self::pooled`] compute only the positions that carry a
+    /// token (on by default). Padding is masked out of attention, so skipping it changes no
+    /// logit beyond rounding, while the work of every layer but attention's scores shrinks to
+    /// the batch's real tokens. Off computes every position, as transformers does (dropout
+    /// masks then cover every position, so seeded runs with dropout differ between the two).
+    pub fn with_skip_padding(mut self, skip_padding: bool) -> Self {
+        self.skip_padding = skip_padding;
+        self
     }
 
-    /// The encoder's hidden states and pooled [CLS] representation.
+    /// Logits `[batch, num_labels]`.
+    ///
+    /// # Panics
+    ///
+    /// If the sequence is longer than [`Self::max_sequence_length`] (callers truncate).
+    pub fn forward(&self, input: &BertInput) -> Tensor<2> {
+        self.classify(self.pooled(input))
+    }
+
+    /// The pooled [CLS] representation `[batch, hidden]`, as [`Self::encode`] gives it, without
+    /// computing padding unless [`Self::with_skip_padding`] turned that off.
+    ///
+    /// # Panics
+    ///
+    /// If the sequence is longer than [`Self::max_sequence_length`] (callers truncate).
+    pub fn pooled(&self, input: &BertInput) -> Tensor<2> {
+        let packing = input.packing.as_ref().filter(|_| self.skip_padding);
+        let grid = self.grid(input, packing);
+        let hidden = self.encode_rows(input, &grid);
+        let first_tokens = match packing {
+            Some(packing) => hidden.select(0, packing.firsts.clone()),
+            None => first_tokens(grid.to_grid(hidden)),
+        };
+        self.pool(first_tokens)
+    }
+
+    /// The encoder's hidden states at every position and pooled [CLS] representation, as
+    /// transformers computes them.
     ///
     /// # Panics
     ///
     /// If the sequence is longer than [`Self::max_sequence_length`] (callers truncate).
     pub fn encode(&self, input: &BertInput) -> BertOutput {
+        let grid = self.grid(input, None);
+        let last_hidden_state = grid.to_grid(self.encode_rows(input, &grid));
+        BertOutput {
+            pooler_output: self.pool(first_tokens(last_hidden_state.clone())),
+            last_hidden_state,
+        }
+    }
+
+    fn grid<'a>(&self, input: &BertInput, packing: Option<&'a Packing>) -> Grid<'a> {
         let [batch, seq_len] = input.input_ids.dims();
         assert!(
             seq_len <= self.config.max_position_embeddings,
             "input of {seq_len} tokens is longer than the model's {} positions; truncate it",
             self.config.max_position_embeddings
         );
+        Grid {
+            batch,
+            seq_len,
+            packing,
+        }
+    }
+
+    /// The last layer's output `[rows, hidden]` at the rows `grid` computes.
+    fn encode_rows(&self, input: &BertInput, grid: &Grid) -> Tensor<2> {
+        let [batch, seq_len] = [grid.batch, grid.seq_len];
         // Built once per forward and shared by every layer: 0 where attended, -inf at padding,
         // shaped to broadcast over heads and query positions. transformers adds f32::MIN
         // instead; both give padding exactly zero weight, but exp() of a huge finite negative
@@ -290,20 +382,15 @@ impl BertClassifier {
         let mask = Tensor::<2>::zeros([batch, seq_len], &input.attention_mask.device())
             .mask_fill(padding, f32::NEG_INFINITY)
             .reshape([batch, 1, 1, seq_len]);
-        let mut hidden = self.bert.embeddings.forward(input);
+        let mut hidden = self.bert.embeddings.forward(input, grid);
         for layer in &self.bert.encoder.layer {
-            hidden = layer.forward(hidden, mask.clone());
+            hidden = layer.forward(hidden, mask.clone(), grid);
         }
-        let hidden_size = self.config.hidden_size;
-        let cls = hidden
-            .clone()
-            .slice([0..batch, 0..1])
-            .reshape([batch, hidden_size]);
-        let pooler_output = self.bert.pooler.dense.forward(cls).tanh();
-        BertOutput {
-            last_hidden_state: hidden,
-            pooler_output,
-        }
+        hidden
+    }
+
+    fn pool(&self, first_tokens: Tensor<2>) -> Tensor<2> {
+        self.bert.pooler.dense.forward(first_tokens).tanh()
     }
 
     /// Dropout and the linear head on pooled representations `[batch, hidden]`: the part ANIL
@@ -314,8 +401,45 @@ impl BertClassifier {
     }
 }
 
+/// `[batch, seq_len, width]` → `[batch, width]`: each sequence's first position.
+fn first_tokens(hidden: Tensor<3>) -> Tensor<2> {
+    let [batch, _, width] = hidden.dims();
+    hidden.slice([0..batch, 0..1]).reshape([batch, width])
+}
+
+/// The rows a forward pass computes, `[rows, width]`: every position of the `[batch, seq_len]`
+/// grid in row-major order, or only those `packing` keeps. Layers work on rows; attention
+/// alone needs the grid.
+struct Grid<'a> {
+    batch: usize,
+    seq_len: usize,
+    packing: Option<&'a Packing>,
+}
+
+impl Grid<'_> {
+    fn to_rows(&self, grid: Tensor<3>) -> Tensor<2> {
+        let [batch, seq_len, width] = grid.dims();
+        let rows = grid.reshape([batch * seq_len, width]);
+        match self.packing {
+            Some(packing) => rows.select(0, packing.kept.clone()),
+            None => rows,
+        }
+    }
+
+    /// Zeros at positions not computed: attention masks them as keys and drops them as queries.
+    fn to_grid(&self, rows: Tensor<2>) -> Tensor<3> {
+        let [_, width] = rows.dims();
+        let rows = match self.packing {
+            Some(packing) => Tensor::zeros([self.batch * self.seq_len, width], &rows.device())
+                .select_assign(0, packing.kept.clone(), rows, IndexingUpdateOp::Add),
+            None => rows,
+        };
+        rows.reshape([self.batch, self.seq_len, width])
+    }
+}
+
 impl BertEmbeddings {
-    fn forward(&self, input: &BertInput) -> Tensor<3> {
+    fn forward(&self, input: &BertInput, grid: &Grid) -> Tensor<2> {
         let [_, seq_len] = input.input_ids.dims();
         let words = self.word_embeddings.forward(input.input_ids.clone());
         let types = self
@@ -328,14 +452,17 @@ impl BertEmbeddings {
             .val()
             .narrow(0, 0, seq_len)
             .unsqueeze_dim::<3>(0);
-        let embedded = words + types + positions;
+        let embedded = grid.to_rows(words + types + positions);
         dropout::apply(&self.dropout, self.layer_norm.forward(embedded))
     }
 }
 
 impl BertLayer {
-    fn forward(&self, hidden: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
-        let attended = self.attention.self_attention.forward(hidden.clone(), mask);
+    fn forward(&self, hidden: Tensor<2>, mask: Tensor<4>, grid: &Grid) -> Tensor<2> {
+        let attended = self
+            .attention
+            .self_attention
+            .forward(hidden.clone(), mask, grid);
         let attended = self.attention.output.forward(attended, hidden);
         let intermediate = self.intermediate.forward(attended.clone());
         self.output.forward(intermediate, attended)
@@ -343,11 +470,12 @@ impl BertLayer {
 }
 
 impl BertSelfAttention {
-    fn forward(&self, hidden: Tensor<3>, mask: Tensor<4>) -> Tensor<3> {
-        let [batch, seq_len, width] = hidden.dims();
+    fn forward(&self, hidden: Tensor<2>, mask: Tensor<4>, grid: &Grid) -> Tensor<2> {
+        let [batch, seq_len, width] = [grid.batch, grid.seq_len, hidden.dims()[1]];
         let head_size = width / self.num_heads;
-        let heads = |x: Tensor<3>| {
-            x.reshape([batch, seq_len, self.num_heads, head_size])
+        let heads = |x: Tensor<2>| {
+            grid.to_grid(x)
+                .reshape([batch, seq_len, self.num_heads, head_size])
                 .swap_dims(1, 2)
         };
         let query = heads(self.query.forward(hidden.clone()));
@@ -355,15 +483,17 @@ impl BertSelfAttention {
         let value = heads(self.value.forward(hidden));
         let scores = query.matmul(key.swap_dims(2, 3)) * (1.0 / (head_size as f64).sqrt()) + mask;
         let probs = dropout::apply(&self.dropout, softmax(scores, 3));
-        probs
-            .matmul(value)
-            .swap_dims(1, 2)
-            .reshape([batch, seq_len, width])
+        grid.to_rows(
+            probs
+                .matmul(value)
+                .swap_dims(1, 2)
+                .reshape([batch, seq_len, width]),
+        )
     }
 }
 
 impl BertIntermediate {
-    fn forward(&self, hidden: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, hidden: Tensor<2>) -> Tensor<2> {
         let x = self.dense.forward(hidden);
         match self.activation {
             Activation::Gelu => gelu(x),
@@ -374,7 +504,7 @@ impl BertIntermediate {
 }
 
 impl DenseNormOutput {
-    fn forward(&self, hidden: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, hidden: Tensor<2>, residual: Tensor<2>) -> Tensor<2> {
         let x = dropout::apply(&self.dropout, self.dense.forward(hidden));
         self.layer_norm.forward(x + residual)
     }
@@ -412,6 +542,52 @@ mod tests {
             .try_into_vec()
             .unwrap();
         assert_eq!(labels, [1, 0]);
+    }
+
+    #[test]
+    fn skipping_padding_changes_no_logit_or_gradient() {
+        let config = BertConfig::from_json(
+            r#"{"vocab_size": 32, "hidden_size": 16, "num_hidden_layers": 2,
+                "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 8}"#,
+        )
+        .unwrap();
+        let device = Device::flex().autodiff();
+        // Rows of 5, 2 and 4 tokens; the last row's first position is masked, yet the pooler
+        // reads it, so it must still be computed.
+        let mask = vec![1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1];
+        let ids = (0..15).map(|i| (i * 7 % 31) + 1).collect();
+        let input = BertInput::new(ids, mask, vec![0; 15], [3, 5], &device);
+        assert!(input.packing.is_some());
+        let run = |skip_padding| {
+            let model = BertClassifier::init(&config, 3, 11, &device)
+                .without_dropout()
+                .with_skip_padding(skip_padding);
+            let logits = model.forward(&input);
+            // Unequal weights per logit, so that every row and class reaches the gradients.
+            let weights = Tensor::<1, Int>::arange(1..10, &device)
+                .float()
+                .reshape([3, 3]);
+            let gradients = (logits.clone() * weights).sum().backward();
+            let logits: Vec<f32> = logits.into_data().try_to_vec().unwrap();
+            (logits, model.named_gradients(&gradients))
+        };
+        let (padded_logits, padded_gradients) = run(false);
+        let (packed_logits, packed_gradients) = run(true);
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{what}: {x} vs {y}");
+            }
+        };
+        close(&packed_logits, &padded_logits, "logits");
+        assert_eq!(packed_gradients.len(), padded_gradients.len());
+        for (packed, padded) in packed_gradients.iter().zip(&padded_gradients) {
+            assert_eq!(packed.name, padded.name);
+            close(&packed.values, &padded.values, &packed.name);
+        }
+        // Every parameter took part (no comparison of zeros with zeros).
+        for tensor in &padded_gradients {
+            assert!(tensor.values.iter().any(|&value| value != 0.0), "{}", tensor.name);
+        }
     }
 
     #[test]
