@@ -573,10 +573,9 @@ mod tests {
         };
         let (padded_logits, padded_gradients) = run(false);
         let (packed_logits, packed_gradients) = run(true);
-        let close = |a: &[f32], b: &[f32], what: &str| {
-            for (x, y) in a.iter().zip(b) {
-                assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{what}: {x} vs {y}");
-            }
+        let close = |actual: &[f32], expected: &[f32], what: &str| {
+            let wide = |values: &[f32]| values.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+            test_support::assert_close(&wide(actual), &wide(expected), 1e-5, 1e-5, what);
         };
         close(&packed_logits, &padded_logits, "logits");
         assert_eq!(packed_gradients.len(), padded_gradients.len());
@@ -586,7 +585,11 @@ mod tests {
         }
         // Every parameter took part (no comparison of zeros with zeros).
         for tensor in &padded_gradients {
-            assert!(tensor.values.iter().any(|&value| value != 0.0), "{}", tensor.name);
+            assert!(
+                tensor.values.iter().any(|&value| value != 0.0),
+                "{}",
+                tensor.name
+            );
         }
     }
 
