@@ -11,10 +11,11 @@ use burn::nn::{
     LinearConfig,
 };
 use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softmax};
-use burn::tensor::{Device, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, BertConfig};
 use crate::dropout;
+use crate::packing::{Grid, Packing};
 
 /// The inputs of one forward pass, `[batch, seq_len]` each.
 #[derive(Debug, Clone)]
@@ -28,40 +29,6 @@ pub struct BertInput {
     /// The rows [`BertClassifier::forward`] computes when it skips padding; `None` when the
     /// batch has no padding to skip.
     packing: Option<Packing>,
-}
-
-/// The grid positions (`row * seq_len + position`) that carry a token, built on the host from
-/// the attention mask when the input is made, so that skipping padding costs no read-back.
-#[derive(Debug, Clone)]
-struct Packing {
-    /// Every attended position and each sequence's first (the pooler reads it even if masked).
-    kept: Tensor<1, Int>,
-    /// Each sequence's first position, as an index into `kept`.
-    firsts: Tensor<1, Int>,
-}
-
-impl Packing {
-    /// `None` when every position is kept.
-    fn from_mask(attention_mask: &[i64], seq_len: usize, device: &Device) -> Option<Self> {
-        let mut kept = Vec::with_capacity(attention_mask.len());
-        let mut firsts = Vec::with_capacity(attention_mask.len() / seq_len.max(1));
-        for (position, &attended) in attention_mask.iter().enumerate() {
-            if position % seq_len == 0 {
-                firsts.push(kept.len() as i64);
-            }
-            if attended != 0 || position % seq_len == 0 {
-                kept.push(position as i64);
-            }
-        }
-        let tensor = |values: Vec<i64>| {
-            let len = values.len();
-            Tensor::from_data(TensorData::new(values, [len]), device)
-        };
-        (kept.len() < attention_mask.len()).then(|| Self {
-            kept: tensor(kept),
-            firsts: tensor(firsts),
-        })
-    }
 }
 
 impl BertInput {
@@ -82,7 +49,7 @@ impl BertInput {
             Tensor::from_data(TensorData::new(values, [batch_size, seq_len]), device)
         };
         Self {
-            packing: Packing::from_mask(&attention_mask, seq_len, device),
+            packing: Packing::from_mask(&attention_mask, [batch_size, seq_len], device),
             input_ids: tensor(input_ids),
             attention_mask: tensor(attention_mask),
             token_type_ids: tensor(token_type_ids),
@@ -331,14 +298,12 @@ impl BertClassifier {
     ///
     /// If the sequence is longer than [`Self::max_sequence_length`] (callers truncate).
     pub fn pooled(&self, input: &BertInput) -> Tensor<2> {
-        let packing = input.packing.as_ref().filter(|_| self.skip_padding);
-        let grid = self.grid(input, packing);
-        let hidden = self.encode_rows(input, &grid);
-        let first_tokens = match packing {
-            Some(packing) => hidden.select(0, packing.firsts.clone()),
-            None => first_tokens(grid.to_grid(hidden)),
+        let grid = match input.packing.as_ref().filter(|_| self.skip_padding) {
+            Some(packing) => Grid::Packed(packing),
+            None => Grid::full(&input.attention_mask),
         };
-        self.pool(first_tokens)
+        let hidden = self.encode_rows(input, &grid);
+        self.pool(grid.first_tokens(hidden))
     }
 
     /// The encoder's hidden states at every position and pooled [CLS] representation, as
@@ -348,43 +313,27 @@ impl BertClassifier {
     ///
     /// If the sequence is longer than [`Self::max_sequence_length`] (callers truncate).
     pub fn encode(&self, input: &BertInput) -> BertOutput {
-        let grid = self.grid(input, None);
-        let last_hidden_state = grid.to_grid(self.encode_rows(input, &grid));
-        BertOutput {
-            pooler_output: self.pool(first_tokens(last_hidden_state.clone())),
-            last_hidden_state,
-        }
-    }
-
-    fn grid<'a>(&self, input: &BertInput, packing: Option<&'a Packing>) -> Grid<'a> {
+        let grid = Grid::full(&input.attention_mask);
+        let hidden = self.encode_rows(input, &grid);
         let [batch, seq_len] = input.input_ids.dims();
-        assert!(
-            seq_len <= self.config.max_position_embeddings,
-            "input of {seq_len} tokens is longer than the model's {} positions; truncate it",
-            self.config.max_position_embeddings
-        );
-        Grid {
-            batch,
-            seq_len,
-            packing,
+        let [_, width] = hidden.dims();
+        BertOutput {
+            pooler_output: self.pool(grid.first_tokens(hidden.clone())),
+            last_hidden_state: hidden.reshape([batch, seq_len, width]),
         }
     }
 
     /// The last layer's output `[rows, hidden]` at the rows `grid` computes.
     fn encode_rows(&self, input: &BertInput, grid: &Grid) -> Tensor<2> {
-        let [batch, seq_len] = [grid.batch, grid.seq_len];
-        // Built once per forward and shared by every layer: 0 where attended, -inf at padding,
-        // shaped to broadcast over heads and query positions. transformers adds f32::MIN
-        // instead; both give padding exactly zero weight, but exp() of a huge finite negative
-        // takes libm's slow underflow path (about 4 % of a CPU training step) where exp(-inf)
-        // returns at once. No row is all -inf: [CLS] is always attended.
-        let padding = input.attention_mask.clone().equal_elem(0);
-        let mask = Tensor::<2>::zeros([batch, seq_len], &input.attention_mask.device())
-            .mask_fill(padding, f32::NEG_INFINITY)
-            .reshape([batch, 1, 1, seq_len]);
+        let [_, seq_len] = input.input_ids.dims();
+        assert!(
+            seq_len <= self.config.max_position_embeddings,
+            "input of {seq_len} tokens is longer than the model's {} positions; truncate it",
+            self.config.max_position_embeddings
+        );
         let mut hidden = self.bert.embeddings.forward(input, grid);
         for layer in &self.bert.encoder.layer {
-            hidden = layer.forward(hidden, mask.clone(), grid);
+            hidden = layer.forward(hidden, grid);
         }
         hidden
     }
@@ -398,43 +347,6 @@ impl BertClassifier {
     pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         self.classifier
             .forward(dropout::apply(&self.dropout, pooled))
-    }
-}
-
-/// `[batch, seq_len, width]` → `[batch, width]`: each sequence's first position.
-fn first_tokens(hidden: Tensor<3>) -> Tensor<2> {
-    let [batch, _, width] = hidden.dims();
-    hidden.slice([0..batch, 0..1]).reshape([batch, width])
-}
-
-/// The rows a forward pass computes, `[rows, width]`: every position of the `[batch, seq_len]`
-/// grid in row-major order, or only those `packing` keeps. Layers work on rows; attention
-/// alone needs the grid.
-struct Grid<'a> {
-    batch: usize,
-    seq_len: usize,
-    packing: Option<&'a Packing>,
-}
-
-impl Grid<'_> {
-    fn to_rows(&self, grid: Tensor<3>) -> Tensor<2> {
-        let [batch, seq_len, width] = grid.dims();
-        let rows = grid.reshape([batch * seq_len, width]);
-        match self.packing {
-            Some(packing) => rows.select(0, packing.kept.clone()),
-            None => rows,
-        }
-    }
-
-    /// Zeros at positions not computed: attention masks them as keys and drops them as queries.
-    fn to_grid(&self, rows: Tensor<2>) -> Tensor<3> {
-        let [_, width] = rows.dims();
-        let rows = match self.packing {
-            Some(packing) => Tensor::zeros([self.batch * self.seq_len, width], &rows.device())
-                .select_assign(0, packing.kept.clone(), rows, IndexingUpdateOp::Add),
-            None => rows,
-        };
-        rows.reshape([self.batch, self.seq_len, width])
     }
 }
 
@@ -458,11 +370,8 @@ impl BertEmbeddings {
 }
 
 impl BertLayer {
-    fn forward(&self, hidden: Tensor<2>, mask: Tensor<4>, grid: &Grid) -> Tensor<2> {
-        let attended = self
-            .attention
-            .self_attention
-            .forward(hidden.clone(), mask, grid);
+    fn forward(&self, hidden: Tensor<2>, grid: &Grid) -> Tensor<2> {
+        let attended = self.attention.self_attention.forward(hidden.clone(), grid);
         let attended = self.attention.output.forward(attended, hidden);
         let intermediate = self.intermediate.forward(attended.clone());
         self.output.forward(intermediate, attended)
@@ -470,25 +379,26 @@ impl BertLayer {
 }
 
 impl BertSelfAttention {
-    fn forward(&self, hidden: Tensor<2>, mask: Tensor<4>, grid: &Grid) -> Tensor<2> {
-        let [batch, seq_len, width] = [grid.batch, grid.seq_len, hidden.dims()[1]];
+    fn forward(&self, hidden: Tensor<2>, grid: &Grid) -> Tensor<2> {
+        let [_, width] = hidden.dims();
         let head_size = width / self.num_heads;
-        let heads = |x: Tensor<2>| {
-            grid.to_grid(x)
-                .reshape([batch, seq_len, self.num_heads, head_size])
-                .swap_dims(1, 2)
-        };
-        let query = heads(self.query.forward(hidden.clone()));
-        let key = heads(self.key.forward(hidden.clone()));
-        let value = heads(self.value.forward(hidden));
-        let scores = query.matmul(key.swap_dims(2, 3)) * (1.0 / (head_size as f64).sqrt()) + mask;
-        let probs = dropout::apply(&self.dropout, softmax(scores, 3));
-        grid.to_rows(
+        let query_key_value =
+            [&self.query, &self.key, &self.value].map(|linear| linear.forward(hidden.clone()));
+        grid.attend(query_key_value, |[query, key, value], mask| {
+            let [sequences, positions, _] = query.dims();
+            let heads = |x: Tensor<3>| {
+                x.reshape([sequences, positions, self.num_heads, head_size])
+                    .swap_dims(1, 2)
+            };
+            let scores = heads(query).matmul(heads(key).swap_dims(2, 3))
+                * (1.0 / (head_size as f64).sqrt())
+                + mask;
+            let probs = dropout::apply(&self.dropout, softmax(scores, 3));
             probs
-                .matmul(value)
+                .matmul(heads(value))
                 .swap_dims(1, 2)
-                .reshape([batch, seq_len, width]),
-        )
+                .reshape([sequences, positions, width])
+        })
     }
 }
 
@@ -548,25 +458,34 @@ mod tests {
     fn skipping_padding_changes_no_logit_or_gradient() {
         let config = BertConfig::from_json(
             r#"{"vocab_size": 32, "hidden_size": 16, "num_hidden_layers": 2,
-                "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 8}"#,
+                "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 128}"#,
         )
         .unwrap();
         let device = Device::flex().autodiff();
-        // Rows of 5, 2 and 4 tokens; the last row's first position is masked, yet the pooler
-        // reads it, so it must still be computed.
-        let mask = vec![1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1];
-        let ids = (0..15).map(|i| (i * 7 % 31) + 1).collect();
-        let input = BertInput::new(ids, mask, vec![0; 15], [3, 5], &device);
-        assert!(input.packing.is_some());
+        // Sequences of 100, 3, 2 and 4 positions, the third's first one masked (the pooler
+        // still reads it, so it must be computed): the long one gets an attention grid of its
+        // own, the three short ones share one.
+        let seq_len = 100;
+        let lengths = [100, 3, 2, 4];
+        let mask: Vec<i64> = lengths
+            .iter()
+            .enumerate()
+            .flat_map(|(row, &len)| {
+                (0..seq_len).map(move |p| i64::from(p < len && !(row == 2 && p == 0)))
+            })
+            .collect();
+        let ids = (0..mask.len() as i64).map(|i| (i * 7 % 31) + 1).collect();
+        let input = BertInput::new(ids, mask, vec![0; 4 * seq_len], [4, seq_len], &device);
+        assert_eq!(input.packing.as_ref().map(Packing::group_count), Some(2));
         let run = |skip_padding| {
             let model = BertClassifier::init(&config, 3, 11, &device)
                 .without_dropout()
                 .with_skip_padding(skip_padding);
             let logits = model.forward(&input);
             // Unequal weights per logit, so that every row and class reaches the gradients.
-            let weights = Tensor::<1, Int>::arange(1..10, &device)
+            let weights = Tensor::<1, Int>::arange(1..13, &device)
                 .float()
-                .reshape([3, 3]);
+                .reshape([4, 3]);
             let gradients = (logits.clone() * weights).sum().backward();
             let logits: Vec<f32> = logits.into_data().try_to_vec().unwrap();
             (logits, model.named_gradients(&gradients))

@@ -71,6 +71,7 @@ mod error;
 mod hub;
 mod load;
 mod naming;
+mod packing;
 mod weights;
 
 pub use backend::{BackendError, BackendKind};
