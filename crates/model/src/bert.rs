@@ -274,8 +274,9 @@ impl BertClassifier {
 
     /// Whether [`Self::forward`] and [`Self::pooled`] compute only the positions that carry a
     /// token (on by default). Padding is masked out of attention, so skipping it changes no
-    /// logit beyond rounding, while the work of every layer but attention's scores shrinks to
-    /// the batch's real tokens. Off computes every position, as transformers does (dropout
+    /// logit beyond rounding, while the work of every layer shrinks to the batch's real tokens
+    /// (attention's scores: to grids per group of neighbouring sequences, each as long as its
+    /// longest). Off computes every position, as transformers does (dropout
     /// masks then cover every position, so seeded runs with dropout differ between the two).
     pub fn with_skip_padding(mut self, skip_padding: bool) -> Self {
         self.skip_padding = skip_padding;
