@@ -28,14 +28,12 @@ pub(crate) struct Packing {
 /// Contiguous sequences whose scores share one grid.
 #[derive(Debug, Clone)]
 struct AttentionGroup {
-    /// The group's rows are `first_row..first_row + rows` of the kept rows.
-    first_row: usize,
-    rows: usize,
     sequences: usize,
     seq_len: usize,
-    /// For each grid slot, its row within the group, or `rows` (a zero row) where none is kept.
+    /// For each grid slot, its kept row, or the number of kept rows (the zero row appended
+    /// after them) where none is kept.
     slot_rows: Tensor<1, Int>,
-    /// For each of the group's rows, its grid slot.
+    /// For each of the group's kept rows, in order, its grid slot.
     row_slots: Tensor<1, Int>,
     /// `[sequences, 1, 1, seq_len]`: 0 where attended, −∞ elsewhere.
     mask: Tensor<4>,
@@ -58,9 +56,7 @@ impl Packing {
         if kept.len() == attention_mask.len() || seq_len == 0 {
             return None;
         }
-        let kept_per_sequence: Vec<usize> = (0..batch)
-            .map(|sequence| (0..seq_len).filter(|&p| keeps(sequence, p)).count())
-            .collect();
+        let zero_row = kept.len() as i64;
         let lengths: Vec<usize> = (0..batch)
             .map(|sequence| {
                 (0..seq_len)
@@ -71,43 +67,35 @@ impl Packing {
             .collect();
         let mut firsts = Vec::with_capacity(batch);
         let mut groups = Vec::new();
-        let mut first_row = 0;
+        let mut next_row = 0;
         for sequences in contiguous_groups(&lengths) {
             let group_len = sequences.clone().map(|s| lengths[s]).max().unwrap_or(1);
             let mut slot_rows = Vec::with_capacity(sequences.len() * group_len);
             let mut row_slots = Vec::new();
             let mut mask = Vec::with_capacity(sequences.len() * group_len);
             for (local, sequence) in sequences.clone().enumerate() {
-                firsts.push((first_row + row_slots.len()) as i64);
+                firsts.push(next_row);
                 for position in 0..group_len {
                     let slot = local * group_len + position;
                     if keeps(sequence, position) {
-                        slot_rows.push(row_slots.len() as i64);
+                        slot_rows.push(next_row);
                         row_slots.push(slot as i64);
+                        next_row += 1;
                     } else {
-                        slot_rows.push(-1);
+                        slot_rows.push(zero_row);
                     }
                     let attended = attention_mask[sequence * seq_len + position] != 0;
                     mask.push(if attended { 0.0f32 } else { f32::NEG_INFINITY });
                 }
             }
-            let rows: usize = sequences.clone().map(|s| kept_per_sequence[s]).sum();
-            for slot_row in &mut slot_rows {
-                if *slot_row < 0 {
-                    *slot_row = rows as i64;
-                }
-            }
             let count = sequences.len();
             groups.push(AttentionGroup {
-                first_row,
-                rows,
                 sequences: count,
                 seq_len: group_len,
                 slot_rows: int_tensor(slot_rows, device),
                 row_slots: int_tensor(row_slots, device),
                 mask: Tensor::from_data(TensorData::new(mask, [count, 1, 1, group_len]), device),
             });
-            first_row += rows;
         }
         Some(Self {
             kept: int_tensor(kept, device),
@@ -115,9 +103,7 @@ impl Packing {
             groups,
         })
     }
-}
 
-impl Packing {
     #[cfg(test)]
     pub(crate) fn group_count(&self) -> usize {
         self.groups.len()
@@ -232,11 +218,17 @@ impl Grid<'_> {
                     .reshape([batch * seq_len, width])
             }
             Self::Packed(packing) => {
+                // One zero row after the kept ones, for the grid slots that hold no token.
+                let with_zero_row = query_key_value.map(|rows| {
+                    let [_, width] = rows.dims();
+                    let zero = Tensor::zeros([1, width], &rows.device());
+                    Tensor::cat(vec![rows, zero], 0)
+                });
                 let mut contexts: Vec<Tensor<2>> = packing
                     .groups
                     .iter()
                     .map(|group| {
-                        let grids = query_key_value.each_ref().map(|rows| group.grid(rows));
+                        let grids = with_zero_row.each_ref().map(|rows| group.grid(rows));
                         group.rows(attend(grids, group.mask.clone()))
                     })
                     .collect();
@@ -250,13 +242,12 @@ impl Grid<'_> {
 }
 
 impl AttentionGroup {
-    /// The group's rows of `rows` as its `[sequences, seq_len, width]` grid, zeros where nothing
-    /// is kept (attention masks them as keys and drops them as queries).
-    fn grid(&self, rows: &Tensor<2>) -> Tensor<3> {
-        let [_, width] = rows.dims();
-        let own = rows.clone().narrow(0, self.first_row, self.rows);
-        let zero = Tensor::zeros([1, width], &rows.device());
-        Tensor::cat(vec![own, zero], 0)
+    /// The group's `[sequences, seq_len, width]` grid from the kept rows followed by a zero row:
+    /// zeros where nothing is kept (attention masks them as keys and drops them as queries).
+    fn grid(&self, rows_and_zero_row: &Tensor<2>) -> Tensor<3> {
+        let [_, width] = rows_and_zero_row.dims();
+        rows_and_zero_row
+            .clone()
             .select(0, self.slot_rows.clone())
             .reshape([self.sequences, self.seq_len, width])
     }
@@ -306,7 +297,7 @@ mod tests {
         let [group] = packing.groups.as_slice() else {
             panic!("two short sequences share a grid");
         };
-        assert_eq!((group.sequences, group.seq_len, group.rows), (2, 2, 4));
+        assert_eq!((group.sequences, group.seq_len), (2, 2));
         assert_eq!(ints(&group.slot_rows), [0, 1, 2, 3]);
         assert_eq!(ints(&group.row_slots), [0, 1, 2, 3]);
         let mask: Vec<f32> = group.mask.clone().into_data().try_into_vec().unwrap();
