@@ -384,10 +384,6 @@ fn sample_batch<'a>(inputs: &Inputs<'a>, rng: &mut ChaCha8Rng) -> Vec<&'a Encode
 
 /// The JSON result, with the reference's keys and rounding.
 fn report(args: &Args, work: &Work, seconds: f64, model: Value) -> Value {
-    let round = |value: f64, digits: i32| {
-        let scale = 10f64.powi(digits);
-        (value * scale).round() / scale
-    };
     let mut config = serde_json::to_value(args).expect("flags serialise");
     if let Some(config) = config.as_object_mut() {
         config.remove("data");
@@ -407,14 +403,31 @@ fn report(args: &Args, work: &Work, seconds: f64, model: Value) -> Value {
         "steps": args.steps,
         "examples": work.examples,
         "padded_tokens": work.padded_tokens,
-        "seconds": round(seconds, 3),
+        "seconds": round_time(seconds),
         "examples_per_s": round(work.examples as f64 / seconds, 3),
         "padded_tokens_per_s": round(work.padded_tokens as f64 / seconds, 1),
-        "seconds_per_step": round(seconds / args.steps as f64, 3),
+        "seconds_per_step": round_time(seconds / args.steps as f64),
         "peak_rss_mib": peak_rss_mib().map(|mib| round(mib, 1)),
         "model": model,
         "config": config,
     })
+}
+
+/// `value` rounded to `decimals` places, as Python's `round`.
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// Seconds rounded as the reference does (3 places), but to no fewer than three significant
+/// digits: a sub-millisecond step of a tiny model must not read as 0 s.
+fn round_time(seconds: f64) -> f64 {
+    let magnitude = if seconds > 0.0 {
+        seconds.log10().floor() as i32
+    } else {
+        0
+    };
+    round(seconds, 3.max(2 - magnitude))
 }
 
 /// Worker threads of the CPU backend: `RAYON_NUM_THREADS`, else one per core.
@@ -439,4 +452,18 @@ fn peak_rss_mib() -> Option<f64> {
         .parse()
         .ok()?;
     Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_keep_three_places_and_three_significant_digits() {
+        assert_eq!(round_time(12.345_67), 12.346);
+        assert_eq!(round_time(0.5), 0.5);
+        assert_eq!(round_time(0.012_345), 0.0123);
+        assert_eq!(round_time(0.000_412_345), 0.000_412);
+        assert!(round_time(0.000_04) > 0.0);
+    }
 }
