@@ -73,11 +73,25 @@ fn max_abs_difference(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f32
 
 #[test]
 fn fomaml_lowers_post_adaptation_query_loss() {
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    // One run's end point is noise: its held-out loss swings by about ±0.1 from one meta-step
+    // to the next, and rounding alone (a softmax summed in another order) moved seed 1's from
+    // 0.52 at step 70 to 0.71 at step 80 while seeds 2–4 ended at 0.37–0.49. The mean of four
+    // runs, each with its own tasks and draws, measures the learning.
+    let runs: Vec<(f64, f64)> = (1..=4).map(held_out_loss_before_and_after).collect();
+    let mean = |pick: fn(&(f64, f64)) -> f64| runs.iter().map(pick).sum::<f64>() / 4.0;
+    let (before, after) = (mean(|run| run.0), mean(|run| run.1));
+    assert!(
+        after < 0.8 * before,
+        "mean post-adaptation query loss {after} after 80 meta-steps, {before} before: {runs:?}"
+    );
+}
+
+/// The mean held-out query loss after adaptation, before and after 80 FOMAML meta-steps.
+fn held_out_loss_before_and_after(seed: u64) -> (f64, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let held_out = draw_tasks(&mut rng, 8);
     let held_out = as_tasks(&held_out);
-    // A smaller outer step than tiny_config's 3e-3, at which the held-out loss swings by
-    // ±0.1 from one meta-step to the next, so that where the run stops decides little.
+    // A smaller outer step than tiny_config's 3e-3, at which the held-out loss swings further.
     let mut learner = learner(MetaConfig {
         outer_lr: 1e-3,
         ..tiny_config()
@@ -96,11 +110,7 @@ fn fomaml_lowers_post_adaptation_query_loss() {
             .outer_step(&as_tasks(&sets), &mut rng, &mut |_| {})
             .expect("outer step");
     }
-    let after = score(&learner);
-    assert!(
-        after < 0.8 * before,
-        "post-adaptation query loss {after} after 80 meta-steps, {before} before"
-    );
+    (before, score(&learner))
 }
 
 #[test]

@@ -10,12 +10,12 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu, gelu_approximate, log_softmax, relu, softmax};
+use burn::tensor::activation::{gelu_approximate, log_softmax, relu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, BertConfig};
-use crate::dropout;
 use crate::packing::{Grid, Packing};
+use crate::{dropout, fused};
 
 /// The inputs of one forward pass, `[batch, seq_len]` each.
 #[derive(Debug, Clone)]
@@ -116,6 +116,9 @@ pub(crate) struct BertEmbeddings {
     pub(crate) position_embeddings: Embedding,
     pub(crate) token_type_embeddings: Embedding,
     pub(crate) layer_norm: LayerNorm,
+    /// `layer_norm`'s epsilon, which Burn's `LayerNorm` keeps private.
+    #[module(skip)]
+    pub(crate) layer_norm_eps: f64,
     pub(crate) dropout: Dropout,
 }
 
@@ -158,6 +161,9 @@ pub(crate) struct BertIntermediate {
 pub(crate) struct DenseNormOutput {
     pub(crate) dense: Linear,
     pub(crate) layer_norm: LayerNorm,
+    /// `layer_norm`'s epsilon, which Burn's `LayerNorm` keeps private.
+    #[module(skip)]
+    pub(crate) layer_norm_eps: f64,
     pub(crate) dropout: Dropout,
 }
 
@@ -186,6 +192,7 @@ impl BertClassifier {
         let dense_norm = |d_in| DenseNormOutput {
             dense: linear(d_in, hidden),
             layer_norm: norm(),
+            layer_norm_eps: config.layer_norm_eps,
             dropout: hidden_dropout(),
         };
         let layer = || BertLayer {
@@ -212,6 +219,7 @@ impl BertClassifier {
                     position_embeddings: embedding(config.max_position_embeddings),
                     token_type_embeddings: embedding(config.type_vocab_size),
                     layer_norm: norm(),
+                    layer_norm_eps: config.layer_norm_eps,
                     dropout: hidden_dropout(),
                 },
                 encoder: BertEncoder {
@@ -366,7 +374,9 @@ impl BertEmbeddings {
             .narrow(0, 0, seq_len)
             .unsqueeze_dim::<3>(0);
         let embedded = grid.to_rows(words + types + positions);
-        dropout::apply(&self.dropout, self.layer_norm.forward(embedded))
+        let normalized =
+            fused::layer_norm::layer_norm(embedded, &self.layer_norm, self.layer_norm_eps);
+        dropout::apply(&self.dropout, normalized)
     }
 }
 
@@ -391,10 +401,9 @@ impl BertSelfAttention {
                 x.reshape([sequences, positions, self.num_heads, head_size])
                     .swap_dims(1, 2)
             };
-            let scores = heads(query).matmul(heads(key).swap_dims(2, 3))
-                * (1.0 / (head_size as f64).sqrt())
-                + mask;
-            let probs = dropout::apply(&self.dropout, softmax(scores, 3));
+            let scores = heads(query).matmul(heads(key).swap_dims(2, 3));
+            let scale = 1.0 / (head_size as f64).sqrt();
+            let probs = fused::attention::probabilities(scores, mask, scale, &self.dropout);
             probs
                 .matmul(heads(value))
                 .swap_dims(1, 2)
@@ -407,7 +416,7 @@ impl BertIntermediate {
     fn forward(&self, hidden: Tensor<2>) -> Tensor<2> {
         let x = self.dense.forward(hidden);
         match self.activation {
-            Activation::Gelu => gelu(x),
+            Activation::Gelu => fused::gelu::gelu(x),
             Activation::GeluTanh => gelu_approximate(x),
             Activation::Relu => relu(x),
         }
@@ -417,7 +426,7 @@ impl BertIntermediate {
 impl DenseNormOutput {
     fn forward(&self, hidden: Tensor<2>, residual: Tensor<2>) -> Tensor<2> {
         let x = dropout::apply(&self.dropout, self.dense.forward(hidden));
-        self.layer_norm.forward(x + residual)
+        fused::layer_norm::layer_norm(x + residual, &self.layer_norm, self.layer_norm_eps)
     }
 }
 

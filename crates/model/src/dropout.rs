@@ -38,15 +38,75 @@ pub fn seed_dropout(seed: u64) {
 /// the thread's stream on Flex.
 pub(crate) fn apply<const D: usize>(dropout: &Dropout, input: Tensor<D>) -> Tensor<D> {
     let device = input.device();
-    if !dropout.training.is_enabled() || dropout.prob == 0.0 || !device.is_autodiff() {
+    if !is_active(dropout, &device) {
         return input;
     }
     if device != Device::flex() {
         return dropout.forward(input);
     }
     let shape = input.shape();
-    let mask = keep_mask(dropout.prob, shape.num_elements(), next_key());
+    let mask = DropoutMask::draw(dropout.prob).values(shape.num_elements());
     input * Tensor::from_data(TensorData::new(mask, shape), &device)
+}
+
+/// Whether `dropout` drops anything from a tensor on `device`: in training, with a non-zero
+/// probability, on an autodiff device (as Burn's `Dropout` decides).
+pub(crate) fn is_active(dropout: &Dropout, device: &Device) -> bool {
+    dropout.training.is_enabled() && dropout.prob != 0.0 && device.is_autodiff()
+}
+
+/// One mask of inverted dropout: element `i` is 0 with probability `prob`, otherwise
+/// `1 / (1 - prob)` (as PyTorch scales), decided by the top 32 bits of SplitMix64's `i`-th
+/// output after `key` — a pure function of the index, so a backward pass can redraw the mask
+/// instead of keeping it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DropoutMask {
+    key: u64,
+    /// Dropped when the 32 random bits fall below it: probability threshold / 2³².
+    threshold: u64,
+    kept: f32,
+}
+
+impl DropoutMask {
+    /// The calling thread's next mask.
+    pub(crate) fn draw(prob: f64) -> Self {
+        Self::new(prob, next_key())
+    }
+
+    fn new(prob: f64, key: u64) -> Self {
+        Self {
+            key,
+            threshold: (prob * 4_294_967_296.0).round() as u64,
+            kept: (1.0 / (1.0 - prob)) as f32,
+        }
+    }
+
+    /// The mask's value at flat index `index`.
+    #[inline]
+    pub(crate) fn value(&self, index: usize) -> f32 {
+        let counter = index as u64 + 1;
+        let bits = mix(self.key.wrapping_add(counter.wrapping_mul(GOLDEN_GAMMA))) >> 32;
+        if bits < self.threshold {
+            0.0
+        } else {
+            self.kept
+        }
+    }
+
+    /// The first `len` values.
+    fn values(&self, len: usize) -> Vec<f32> {
+        const CHUNK: usize = 1 << 16;
+        let mut mask = vec![0.0f32; len];
+        mask.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(chunk_index, chunk)| {
+                let first = chunk_index * CHUNK;
+                for (offset, value) in chunk.iter_mut().enumerate() {
+                    *value = self.value(first + offset);
+                }
+            });
+        mask
+    }
 }
 
 /// The key of the thread's next mask.
@@ -57,28 +117,6 @@ fn next_key() -> u64 {
         ..stream
     });
     mix(stream.seed ^ mix(stream.draws))
-}
-
-/// `len` mask values: 0 with probability `prob`, otherwise `1 / (1 - prob)` (inverted dropout,
-/// as PyTorch scales), element `i` decided by the top 32 bits of SplitMix64's `i`-th output
-/// after `key`.
-fn keep_mask(prob: f64, len: usize, key: u64) -> Vec<f32> {
-    const CHUNK: usize = 1 << 16;
-    // Dropped when the 32 random bits fall below `threshold`: probability threshold / 2³².
-    let threshold = (prob * 4_294_967_296.0).round() as u64;
-    let kept = (1.0 / (1.0 - prob)) as f32;
-    let mut mask = vec![0.0f32; len];
-    mask.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(chunk_index, chunk)| {
-            let first = (chunk_index * CHUNK) as u64;
-            for (offset, value) in chunk.iter_mut().enumerate() {
-                let counter = first + offset as u64 + 1;
-                let bits = mix(key.wrapping_add(counter.wrapping_mul(GOLDEN_GAMMA))) >> 32;
-                *value = if bits < threshold { 0.0 } else { kept };
-            }
-        });
-    mask
 }
 
 /// SplitMix64's increment.
@@ -99,7 +137,7 @@ mod tests {
 
     #[test]
     fn masks_drop_the_asked_fraction_and_scale_the_rest() {
-        let mask = keep_mask(0.1, 1_000_000, 7);
+        let mask = DropoutMask::new(0.1, 7).values(1_000_000);
         let dropped = mask.iter().filter(|&&value| value == 0.0).count();
         // Binomial(10⁶, 0.1): standard deviation 300, so ±1,500 is five of them.
         assert!((98_500..=101_500).contains(&dropped), "{dropped} dropped");
@@ -111,8 +149,8 @@ mod tests {
     fn the_same_seed_gives_the_same_masks_and_draws_differ() {
         let draw = |seed| {
             seed_dropout(seed);
-            let first = keep_mask(0.5, 4_096, next_key());
-            let second = keep_mask(0.5, 4_096, next_key());
+            let first = DropoutMask::draw(0.5).values(4_096);
+            let second = DropoutMask::draw(0.5).values(4_096);
             (first, second)
         };
         let (first, second) = draw(3);
@@ -126,7 +164,7 @@ mod tests {
         let masks = |seed| {
             seed_dropout(seed);
             (0..8)
-                .map(|_| keep_mask(0.1, 1_000, next_key()))
+                .map(|_| DropoutMask::draw(0.1).values(1_000))
                 .collect::<Vec<_>>()
         };
         let alone = masks(11);

@@ -68,6 +68,7 @@ mod checkpoint;
 mod config;
 mod dropout;
 mod error;
+mod fused;
 mod hub;
 mod load;
 mod naming;
