@@ -32,6 +32,10 @@
 //! - **Dropout randomness.** On Flex, masks come from the calling thread's own stream, seeded
 //!   with [`seed_dropout`] (not from Burn's shared generator), so tasks adapting on different
 //!   threads stay reproducible; other backends draw on the device, seeded with `Device::seed`.
+//! - **GELU and softmax on Flex** use their own approximations, so that they vectorise: `erf`
+//!   from Abramowitz and Stegun 7.1.26 (absolute error ≤ 1.5·10⁻⁷, so GELU is within
+//!   2·10⁻⁷·|x| of the exact one) and an `exp` within a few ulp that returns 0 below `e⁻⁸⁷`.
+//!   The transformers goldens hold at their tolerances.
 //! - Only f32 is supported; f16/bf16 weights are converted to f32 when loaded.
 //!
 //! # Example
