@@ -19,8 +19,8 @@ use burn::tensor::activation::softmax;
 use rayon::prelude::*;
 
 use super::{
-    Unwrapped, contiguous_f32, copy_of, exp_non_positive, into_unique_contiguous, lane_max,
-    lane_sum, record, unwrap, update_chunks,
+    Unwrapped, contiguous_f32, exp_non_positive, into_unique_contiguous, lane_max, lane_sum,
+    record, unwrap, update_chunks,
 };
 use crate::dropout::{self, DropoutMask};
 
@@ -44,7 +44,7 @@ pub(crate) fn probabilities(
             let (scores, node) = scores.into_parts();
             let probs = softmax_forward(scores, mask.primitive(), scale as f32);
             let output = match dropout_mask {
-                Some(dropout_mask) => update_chunks(copy_of(&probs), |first, probs| {
+                Some(dropout_mask) => update_chunks(probs.clone(), |first, probs| {
                     for (offset, prob) in probs.iter_mut().enumerate() {
                         *prob *= dropout_mask.value(first + offset);
                     }

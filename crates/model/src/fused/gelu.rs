@@ -15,8 +15,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::Tensor;
 
 use super::{
-    Unwrapped, contiguous_f32, copy_of, exp_non_positive, record, unwrap, update_chunks,
-    zip_update_chunks,
+    Unwrapped, contiguous_f32, exp_non_positive, record, unwrap, update_chunks, zip_update_chunks,
 };
 
 /// `gelu(x) = x · Φ(x)`, as `burn::tensor::activation::gelu` computes it, up to 2·10⁻⁷ · |x|.
@@ -24,10 +23,10 @@ pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     match unwrap(x) {
         Unwrapped::Tracked(x) => {
             let (x, node) = x.into_parts();
-            let output = forward(&x);
+            let output = forward(x.clone());
             Tensor::from_primitive::<Autodiff<Flex>>(record(GeluBackward, [node], x, output))
         }
-        Unwrapped::Plain(x) => Tensor::from_primitive::<Flex>(forward(&x)),
+        Unwrapped::Plain(x) => Tensor::from_primitive::<Flex>(forward(x)),
         Unwrapped::Other(x) => burn::tensor::activation::gelu(x),
     }
 }
@@ -57,8 +56,9 @@ impl Backward<Flex, 1> for GeluBackward {
     }
 }
 
-fn forward(x: &FlexTensor) -> FlexTensor {
-    update_chunks(copy_of(x), |_, xs| {
+/// In `x`'s own buffer when no one else holds it.
+fn forward(x: FlexTensor) -> FlexTensor {
+    update_chunks(x, |_, xs| {
         for x in xs {
             *x *= standard_normal(*x).0;
         }

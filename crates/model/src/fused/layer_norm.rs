@@ -39,7 +39,7 @@ pub(crate) fn layer_norm(input: Tensor<2>, norm: &LayerNorm, epsilon: f64) -> Te
             let (gamma, gamma_node) = gamma.into_parts();
             let (beta, beta_node) = beta.into_parts();
             let normalized = normalize(input, epsilon as f32);
-            let output = scale_and_shift(&normalized.rows, &gamma, &beta);
+            let output = scale_and_shift(normalized.rows.clone(), &gamma, &beta);
             Tensor::from_primitive::<Autodiff<Flex>>(record(
                 LayerNormBackward,
                 [input_node, gamma_node, beta_node],
@@ -49,7 +49,7 @@ pub(crate) fn layer_norm(input: Tensor<2>, norm: &LayerNorm, epsilon: f64) -> Te
         }
         (Unwrapped::Plain(input), Unwrapped::Plain(gamma), Unwrapped::Plain(beta)) => {
             let normalized = normalize(input, epsilon as f32);
-            Tensor::from_primitive::<Flex>(scale_and_shift(&normalized.rows, &gamma, &beta))
+            Tensor::from_primitive::<Flex>(scale_and_shift(normalized.rows, &gamma, &beta))
         }
         (input, _, _) => norm.forward(input.into_tensor()),
     }
@@ -123,11 +123,14 @@ fn normalize(input: FlexTensor, epsilon: f32) -> Normalized {
     }
 }
 
-fn scale_and_shift(normalized: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor) -> FlexTensor {
+/// `normalized · γ + β`, in `normalized`'s own buffer when no one else holds it.
+fn scale_and_shift(normalized: FlexTensor, gamma: &FlexTensor, beta: &FlexTensor) -> FlexTensor {
     let (gamma, beta) = (contiguous_f32(gamma), contiguous_f32(beta));
-    let mut output = contiguous_f32(normalized).into_owned();
+    let mut output = into_unique_contiguous(normalized);
     if !gamma.is_empty() {
         output
+            .try_storage_mut::<f32>()
+            .expect("a unique buffer")
             .par_chunks_mut(ROWS_PER_TASK * gamma.len())
             .for_each(|rows| {
                 for row in rows.chunks_mut(gamma.len()) {
@@ -137,7 +140,7 @@ fn scale_and_shift(normalized: &FlexTensor, gamma: &FlexTensor, beta: &FlexTenso
                 }
             });
     }
-    FlexTensor::from_data(TensorData::new(output, normalized.layout().shape().clone()))
+    output
 }
 
 /// The gradients of the input, `γ` and `β`, from that of the output.

@@ -1,5 +1,5 @@
 //! Operations that Burn's autodiff would record as chains of element-wise steps, computed on
-//! Flex in one pass forward and one backward, with backward passes of their own.
+//! Flex in one pass forward and one hand-written pass backward.
 //!
 //! Each step Burn records is a pass through memory and often a tensor kept alive until the
 //! backward pass; on the CPU, where a training step is as much memory traffic as arithmetic,
@@ -107,14 +107,9 @@ fn into_unique_contiguous(mut tensor: FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// A contiguous copy of `tensor` of its own.
-fn copy_of(tensor: &FlexTensor) -> FlexTensor {
-    let values = contiguous_f32(tensor).into_owned();
-    FlexTensor::from_data(TensorData::new(values, tensor.layout().shape().clone()))
-}
-
 /// `update(first, chunk)` on consecutive chunks of `tensor`'s elements (made unique and
-/// contiguous first), in parallel; `first` is the chunk's first flat index. Kernels are plain
+/// contiguous first: a copy when the buffer is shared, e.g. with a tensor kept for backward),
+/// in parallel; `first` is the chunk's first flat index. Kernels are plain
 /// loops over the chunk, which the compiler vectorises.
 fn update_chunks(tensor: FlexTensor, update: impl Fn(usize, &mut [f32]) + Sync) -> FlexTensor {
     let mut tensor = into_unique_contiguous(tensor);
