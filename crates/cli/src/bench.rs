@@ -12,17 +12,20 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::module::Module;
 use burn::tensor::Device;
-use dataset::{LabelSet, NumDomain, ReviewSet};
-use maml::{FineTuner, FinetuneConfig, MetaConfig, MetaLearner, Task};
+use dataset::{LabelSet, NumDomain};
 use model::{BertClassifier, ConfigDir, HubOptions, ModelError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::{Value, json};
-use tasks::{DomainSampling, EncodedReview, EpisodeConfig, EpisodeSampler, TextEncoder};
+use tasks::TextEncoder;
 
 use crate::common::{self, BatchingArgs, DataArgs, MicroBatchArgs, ModelArgs, TaskThreadsArgs};
 use crate::{Outcome, progress};
+
+mod runner;
+
+use runner::{Inputs, Runner, Work, episode_sampler};
 
 /// `bench` flags: the reference benchmark's, plus --backend, --batch-order and --test-domains.
 #[derive(Debug, clap::Args, Serialize)]
@@ -120,36 +123,6 @@ impl Args {
         }
         Ok(())
     }
-}
-
-/// Work done by timed steps, counted as the reference counts it.
-#[derive(Debug, Default)]
-struct Work {
-    /// Examples through a forward (and, when training, backward) pass.
-    examples: usize,
-    /// Their batches' rows × padded lengths.
-    padded_tokens: usize,
-}
-
-/// The model under test, with what a step needs besides it.
-enum Runner {
-    /// Boxed: the sampler carries its random generator's state, a few hundred bytes.
-    Meta {
-        learner: MetaLearner,
-        sampler: Box<EpisodeSampler>,
-    },
-    Finetune(FineTuner),
-    Predict(BertClassifier),
-}
-
-/// What every step reads.
-struct Inputs<'a> {
-    args: &'a Args,
-    set: &'a ReviewSet,
-    training: &'a [usize],
-    encoded: &'a [EncodedReview],
-    encoder: &'a TextEncoder,
-    device: &'a Device,
 }
 
 /// Runs `meta-bert bench`.
@@ -253,133 +226,11 @@ fn load_model(
                 dir.display(),
                 args.seed
             );
-            let model = model::random_classifier(&config_dir, labels, args.seed, device);
+            let model = model::random_classifier(&config_dir, labels.names(), args.seed, device);
             Ok((model, config_dir.root, true))
         }
         Err(error) => Err(error).with_context(|| format!("--bert-model {spec}")),
     }
-}
-
-impl Runner {
-    /// The runner of `args.mode`; meta-training draws its tasks from `sampler`.
-    fn new(
-        args: &Args,
-        model: BertClassifier,
-        sampler: Option<EpisodeSampler>,
-    ) -> anyhow::Result<Self> {
-        Ok(match args.mode {
-            Mode::Meta => {
-                let mut config = MetaConfig {
-                    outer_lr: args.lr,
-                    ..MetaConfig::default()
-                };
-                config.inner.lr = args.lr;
-                config.inner.epochs = args.inner_update_step;
-                config.inner.batching = args
-                    .batching
-                    .batching(args.inner_batch_size, args.model.max_seq_len)?;
-                Self::Meta {
-                    learner: MetaLearner::new(model, config)?
-                        .with_task_threads(args.task_threads.resolve(args.model.backend)),
-                    sampler: Box::new(sampler.expect("run() draws tasks for --mode meta")),
-                }
-            }
-            Mode::Finetune => {
-                let config = FinetuneConfig {
-                    lr: args.lr,
-                    batching: args
-                        .batching
-                        .batching(args.batch_size, args.model.max_seq_len)?,
-                    eval_batch_size: args.batch_size,
-                    epochs: 1,
-                    micro_batches: args.micro_batches.resolve(args.model.backend),
-                    ..FinetuneConfig::default()
-                };
-                Self::Finetune(
-                    FineTuner::new(model, config)?
-                        .with_threads(common::step_threads(args.model.backend)),
-                )
-            }
-            Mode::Predict => Self::Predict(model.valid()),
-        })
-    }
-
-    /// One step, adding what it computed to `work`.
-    fn step(
-        &mut self,
-        inputs: &Inputs,
-        rng: &mut ChaCha8Rng,
-        work: &mut Work,
-    ) -> anyhow::Result<()> {
-        let args = inputs.args;
-        match self {
-            Self::Meta { learner, sampler } => {
-                let episodes: Vec<_> = (0..args.tasks).map(|_| sampler.sample()).collect();
-                let tasks = episodes
-                    .iter()
-                    .map(|episode| Task::from_episode(episode, inputs.encoded))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let report = learner.outer_step(&tasks, rng, &mut |_| {})?;
-                work.examples += tasks
-                    .iter()
-                    .map(|task| task.support.len() * args.inner_update_step + task.query.len())
-                    .sum::<usize>();
-                work.padded_tokens += report.padded_tokens;
-            }
-            Self::Finetune(tuner) => {
-                let batch = sample_batch(inputs, rng);
-                tuner.train_epoch(&batch, rng, &mut |_| {})?;
-                work.examples += batch.len();
-                work.padded_tokens += inputs.encoder.collate(&batch).padded_tokens();
-            }
-            Self::Predict(model) => {
-                let batch = sample_batch(inputs, rng);
-                let texts: Vec<String> = batch
-                    .iter()
-                    .map(|review| inputs.set.reviews[review.source_index].text.clone())
-                    .collect();
-                crate::predict::classify(
-                    model,
-                    inputs.encoder,
-                    &texts,
-                    texts.len(),
-                    inputs.device,
-                )?;
-                work.examples += batch.len();
-                work.padded_tokens += inputs.encoder.collate(&batch).padded_tokens();
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Tasks as the reference draws them: the domain of a random training review, then
-/// `--num-support + --num-query` distinct reviews of that domain.
-fn episode_sampler(
-    args: &Args,
-    set: &ReviewSet,
-    training: &[usize],
-) -> anyhow::Result<EpisodeSampler> {
-    let episodes = EpisodeConfig {
-        num_support: args.num_support,
-        num_query: args.num_query,
-        sampling: DomainSampling::ByReview,
-    };
-    EpisodeSampler::new(set, training, episodes, args.seed).with_context(|| {
-        format!(
-            "cannot draw tasks of --num-support {} + --num-query {} reviews from one training \
-             domain: lower them",
-            args.num_support, args.num_query
-        )
-    })
-}
-
-/// `--batch-size` distinct training reviews, drawn uniformly (the reference's `random.sample`).
-fn sample_batch<'a>(inputs: &Inputs<'a>, rng: &mut ChaCha8Rng) -> Vec<&'a EncodedReview> {
-    rand::seq::index::sample(rng, inputs.training.len(), inputs.args.batch_size)
-        .into_iter()
-        .map(|position| &inputs.encoded[inputs.training[position]])
-        .collect()
 }
 
 /// The JSON result, with the reference's keys and rounding.

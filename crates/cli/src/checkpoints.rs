@@ -8,10 +8,8 @@ use burn::tensor::Device;
 use dataset::LabelSet;
 use maml::MamlError;
 use model::{BertClassifier, CheckpointMeta, ModelDir};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::common;
 
@@ -140,18 +138,31 @@ impl Saver<'_> {
         device: &Device,
     ) -> anyhow::Result<(BertClassifier, Option<Resumed<S>>)> {
         let latest = match resume {
-            true => self.checkpoints.latest()?,
+            true => self.latest()?,
             false => None,
         };
-        let Some(dir) = latest else {
+        let Some(resumed) = latest else {
             let model = common::load_classifier(self.source, self.labels, self.seed, device)?;
             return Ok((model, None));
         };
+        let model = self.load(&resumed.dir, device)?;
+        Ok((model, Some(resumed)))
+    }
+
+    /// The latest complete checkpoint of the run and its training state, if any.
+    pub fn latest<S: DeserializeOwned>(&self) -> anyhow::Result<Option<Resumed<S>>> {
+        let Some(dir) = self.checkpoints.latest()? else {
+            return Ok(None);
+        };
         let state = read_state(&dir)?;
-        let model_dir = ModelDir::open(&dir)
+        Ok(Some(Resumed { dir, state }))
+    }
+
+    /// The weights of checkpoint `dir` on `device`.
+    pub fn load(&self, dir: &Path, device: &Device) -> anyhow::Result<BertClassifier> {
+        let model_dir = ModelDir::open(dir)
             .with_context(|| format!("cannot open checkpoint {}", dir.display()))?;
-        let model = common::load_classifier(&model_dir, self.labels, self.seed, device)?;
-        Ok((model, Some(Resumed { dir, state })))
+        common::load_classifier(&model_dir, self.labels, self.seed, device)
     }
 
     /// Metadata of a checkpoint after `step` steps and `epoch` epochs, without scores.
@@ -178,10 +189,17 @@ impl Saver<'_> {
         best: Option<&str>,
     ) -> anyhow::Result<()> {
         let path = self.checkpoints.path(name);
-        model::save_checkpoint(model, self.source, self.labels, meta, &path, |dir| {
-            save_optimizer(&dir.join(OPTIMIZER_STATE)).map_err(std::io::Error::other)?;
-            write_state(dir, state)
-        })
+        model::save_checkpoint(
+            model,
+            self.source,
+            self.labels.names(),
+            meta,
+            &path,
+            |dir| {
+                save_optimizer(&dir.join(OPTIMIZER_STATE)).map_err(std::io::Error::other)?;
+                write_state(dir, state)
+            },
+        )
         .with_context(|| format!("cannot save checkpoint {}", path.display()))?;
         let best = best.map(|name| self.checkpoints.path(name));
         let mut keep = vec![path.as_path()];
@@ -211,75 +229,9 @@ fn read_state<T: DeserializeOwned>(dir: &Path) -> anyhow::Result<T> {
     })
 }
 
-/// Independent random streams of one run, all derived from `--seed`.
-#[derive(Debug, Clone, Copy)]
-#[repr(u64)]
-pub enum Stream {
-    /// Which training reviews are held out as validation tasks.
-    Holdout = 1,
-    /// Inner-loop batch order and dropout while training.
-    Training = 2,
-    /// Batch order and dropout while adapting to evaluation tasks (re-started each evaluation,
-    /// so every checkpoint is scored alike).
-    Evaluation = 3,
-}
-
-/// A ChaCha8 generator on stream `stream` of `seed`.
-pub fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream as u64);
-    rng
-}
-
-/// Where a [`rng`] generator stands, saved with checkpoints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RngState {
-    seed: u64,
-    stream: u64,
-    /// Position in 32-bit words; a string because JSON numbers lose precision above 2^53.
-    word_pos: String,
-}
-
-impl RngState {
-    /// The state of `rng`, which was made by [`rng`] from `seed`.
-    pub fn of(rng: &ChaCha8Rng, seed: u64) -> Self {
-        Self {
-            seed,
-            stream: rng.get_stream(),
-            word_pos: rng.get_word_pos().to_string(),
-        }
-    }
-
-    /// A generator continuing exactly where the saved one stood.
-    pub fn restore(&self) -> anyhow::Result<ChaCha8Rng> {
-        let word_pos: u128 = self
-            .word_pos
-            .parse()
-            .with_context(|| format!("RNG position `{}` is not a number", self.word_pos))?;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(self.stream);
-        rng.set_word_pos(word_pos);
-        Ok(rng)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use rand::Rng;
-
     use super::*;
-
-    #[test]
-    fn a_restored_generator_continues_the_stream() {
-        let mut original = rng(7, Stream::Training);
-        let _: [u64; 3] = original.random();
-        let mut restored = RngState::of(&original, 7).restore().unwrap();
-        assert_eq!(original.random::<u64>(), restored.random::<u64>());
-        assert_ne!(
-            rng(7, Stream::Training).random::<u64>(),
-            rng(7, Stream::Evaluation).random::<u64>()
-        );
-    }
 
     #[test]
     fn latest_ignores_incomplete_and_foreign_directories_and_prune_keeps_what_is_asked() {

@@ -8,10 +8,11 @@ use anyhow::{Context, bail};
 use burn::tensor::Device;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use dataset::{LabelSet, NumDomain, REFERENCE_TEST_DOMAINS, ReviewSet, SplitConfig};
+use maml::BatchOrder;
 use maml::Metrics;
 use model::{BackendKind, BertClassifier, HubOptions, ModelDir};
 use serde::Serialize;
-use tasks::{BatchOrder, EncodedReview, Padding, TextEncoder};
+use tasks::{Collation, EncodedReview, Padding, TextEncoder};
 
 use crate::{progress, table};
 
@@ -155,7 +156,7 @@ pub fn load_classifier(
     seed: u64,
     device: &Device,
 ) -> anyhow::Result<BertClassifier> {
-    let (classifier, report) = model::load_classifier(dir, labels, seed, device)
+    let (classifier, report) = model::load_classifier(dir, labels.names(), seed, device)
         .with_context(|| format!("cannot load the model in {}", dir.root.display()))?;
     tracing::info!(
         "loaded {} tensors from {}",
@@ -207,7 +208,13 @@ impl DataArgs {
             Some(labels) => ReviewSet::load_with_labels(&path, labels),
             None => ReviewSet::load(&path),
         }
-        .with_context(|| format!("cannot load the review file (--data {})", path.display()));
+        .with_context(|| {
+            format!(
+                "cannot load the review file (--data {}; without --data, METABERT_DATA or \
+                 data/dataset.json)",
+                path.display()
+            )
+        });
         spinner.finish_and_clear();
         let set = set?;
         tracing::info!(
@@ -282,16 +289,16 @@ impl BatchingArgs {
         &self,
         batch_size: usize,
         max_seq_len: usize,
-    ) -> anyhow::Result<maml::Batching> {
+    ) -> anyhow::Result<maml::Batching<Collation>> {
         if batch_size == 0 {
             bail!("batch sizes must be at least 1");
         }
-        Ok(maml::Batching {
-            batch_size,
-            order: self.batch_order,
-            padding: self.padding,
-            max_seq_len,
-        })
+        Ok(maml::Batching::shuffled(batch_size)
+            .with_order(self.batch_order)
+            .with_options(Collation {
+                padding: self.padding,
+                max_seq_len,
+            }))
     }
 }
 

@@ -4,12 +4,13 @@
 
 use anyhow::{Context, bail};
 use dataset::NumDomain;
-use maml::{EpochRecord, Event, FineTuner, FinetuneConfig, FinetuneData};
+use maml::{EpochRecord, Event, FineTuner, FinetuneConfig, FinetuneData, RngState, Stream};
+use model::BertClassifier;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tasks::EncodedReview;
 
-use crate::checkpoints::{self, Checkpoints, RngState, Saver, Stream};
+use crate::checkpoints::{Checkpoints, Saver};
 use crate::common::{
     self, BatchingArgs, DataArgs, MicroBatchArgs, ModelArgs, display, parse_learning_rate,
     parse_num_domain,
@@ -91,17 +92,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.epochs == 0 && !args.zero_shot {
         bail!("--epochs 0 trains nothing: give at least 1, or --zero-shot to score only");
     }
-    let config = FinetuneConfig {
-        lr: args.learning_rate,
-        batching: args
-            .batching
-            .batching(args.batch_size, args.model.max_seq_len)?,
-        eval_batch_size: args.batch_size,
-        epochs: args.epochs,
-        max_grad_norm: args.max_grad_norm,
-        micro_batches: args.micro_batches.resolve(args.model.backend),
-        ..FinetuneConfig::default()
-    };
+    let config = FinetuneConfig::default()
+        .with_lr(args.learning_rate)
+        .with_batching(
+            args.batching
+                .batching(args.batch_size, args.model.max_seq_len)?,
+        )
+        .with_eval_batch_size(args.batch_size)
+        .with_epochs(args.epochs)
+        .with_max_grad_norm(args.max_grad_norm)
+        .with_micro_batches(args.micro_batches.resolve(args.model.backend));
 
     let source = args.model.resolve()?;
     // A checkpoint's label set is fixed; other models take the review file's.
@@ -157,8 +157,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         validation: &validation,
         test: &test,
     };
-    let mut tuner =
-        FineTuner::new(model, config)?.with_threads(common::step_threads(args.model.backend));
+    let mut tuner = config
+        .init(model)?
+        .with_threads(common::step_threads(args.model.backend));
 
     run_dir.open(&hyparams)?;
     let state = resumed.as_ref().map(|resumed| &resumed.state);
@@ -172,7 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })?;
     let mut run = Run {
         args: &args,
-        rng: checkpoints::rng(args.seed, Stream::Training),
+        rng: Stream::Training.rng(args.seed),
         saver,
         metrics,
         zero_shot: None,
@@ -212,7 +213,11 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn train(&mut self, tuner: &mut FineTuner, data: &FinetuneData) -> anyhow::Result<Outcome> {
+    fn train(
+        &mut self,
+        tuner: &mut FineTuner<BertClassifier>,
+        data: &FinetuneData<EncodedReview>,
+    ) -> anyhow::Result<Outcome> {
         if self.args.zero_shot && self.zero_shot.is_none() {
             let record = tuner.score(data, None, &mut |_| {})?;
             log_scores("zero-shot", &record);
@@ -279,7 +284,7 @@ impl Run<'_> {
 
     /// Saves the model after its latest epoch with everything --resume needs, then removes
     /// checkpoints that are neither the best nor this one.
-    fn save(&self, tuner: &FineTuner) -> anyhow::Result<()> {
+    fn save(&self, tuner: &FineTuner<BertClassifier>) -> anyhow::Result<()> {
         let epoch = tuner.completed_epochs();
         let state = TrainingState {
             epoch,

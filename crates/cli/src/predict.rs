@@ -7,9 +7,10 @@ use anyhow::{Context, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
-use model::{BertClassifier, BertInput};
+use maml::Classifier;
+use model::BertClassifier;
 use serde_json::json;
-use tasks::{EncodedReview, TextEncoder};
+use tasks::{Collation, EncodedReview, TextEncoder};
 
 use crate::common::{self, ModelArgs};
 use crate::{Outcome, progress, table};
@@ -133,10 +134,13 @@ pub(crate) fn classify(
         .context("cannot tokenise the texts")?;
     let bar = progress::bar(texts.len() as u64, "predict");
     let mut probabilities = Vec::with_capacity(texts.len());
+    let collation = Collation {
+        padding: encoder.padding(),
+        max_seq_len: encoder.max_seq_len(),
+    };
     for chunk in encoded.chunks(batch_size) {
         let rows: Vec<&EncodedReview> = chunk.iter().collect();
-        let batch = encoder.collate(&rows);
-        let logits = model.forward(&BertInput::from_batch(&batch, device));
+        let logits = Classifier::forward(model, &rows, &collation, device).logits;
         let values = softmax(logits, 1)
             .into_data()
             .try_into_vec_as::<f32>()

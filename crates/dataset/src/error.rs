@@ -27,9 +27,7 @@ impl fmt::Display for RecordRef {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The file could not be read.
-    #[error(
-        "cannot read review file {path}: {source} (check the path given by --data or METABERT_DATA)"
-    )]
+    #[error("cannot read review file {path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,

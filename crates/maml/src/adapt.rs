@@ -3,40 +3,39 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
 use rand::Rng;
-use tasks::{EncodedReview, plan_batches};
 
 use crate::config::{AdaptScope, Batching, InnerLoopConfig};
-use crate::tensors::{by_length, collate_for};
+use crate::tensors::{by_length, cross_entropy, labels_tensor, lengths};
+use crate::{Classifier, MamlError, plan_batches};
 
 /// PyTorch's Adam epsilon (Burn's default is 1e-5).
 pub(crate) const TORCH_ADAM_EPSILON: f32 = 1e-8;
 
 /// A copy of the meta-model after the inner loop, and the loss of each inner batch (before its
 /// update) as device tensors, not yet read back.
-pub(crate) struct Adapted {
-    pub(crate) model: BertClassifier,
+pub(crate) struct Adapted<M> {
+    pub(crate) model: M,
     pub(crate) inner_losses: Vec<Tensor<1>>,
-    /// Positions (padding included) of the support batches the whole model ran forward and
-    /// backward on; 0 for ANIL's head-only loop, which trains on pooled features.
-    pub(crate) padded_tokens: usize,
+    /// [`crate::Forward::work`] of the support batches the whole model ran forward and
+    /// backward on; 0 for ANIL's head-only loop, which trains on features computed once.
+    pub(crate) work: usize,
 }
 
 /// Adapts a clone of `meta` (Burn clones share their tensors; updates allocate new ones, so
 /// `meta` is never modified) with a fresh Adam over `config.epochs` passes of `support`.
 /// `device` is the meta-model's autodiff device.
-pub(crate) fn adapt(
-    meta: &BertClassifier,
-    support: &[&EncodedReview],
-    config: &InnerLoopConfig,
+pub(crate) fn adapt<M: Classifier>(
+    meta: &M,
+    support: &[&M::Example],
+    config: &InnerLoopConfig<M::BatchOptions>,
     device: &Device,
     rng: &mut impl Rng,
-) -> Adapted {
+) -> Result<Adapted<M>, MamlError> {
     let optimizer = AdamConfig::new().with_epsilon(TORCH_ADAM_EPSILON).init();
     let copy = task_copy(meta);
     match config.scope {
-        AdaptScope::Full => adapt_all(copy, support, config, device, optimizer, rng),
+        AdaptScope::Full => Ok(adapt_all(copy, support, config, device, optimizer, rng)),
         AdaptScope::HeadOnly => adapt_head(copy, support, config, device, optimizer, rng),
     }
 }
@@ -44,7 +43,7 @@ pub(crate) fn adapt(
 /// `meta` with every parameter a new leaf of the autodiff graph (the same tensors, not copied).
 /// Burn puts operations on shared leaves into one graph behind one lock, so tasks on different
 /// threads starting from the meta-model's own leaves would wait on each other's backward pass.
-pub(crate) fn task_copy(meta: &BertClassifier) -> BertClassifier {
+pub(crate) fn task_copy<M: Module>(meta: &M) -> M {
     struct Detach;
     impl ModuleMapper for Detach {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -54,24 +53,24 @@ pub(crate) fn task_copy(meta: &BertClassifier) -> BertClassifier {
     meta.clone().map(&mut Detach)
 }
 
-fn adapt_all(
-    mut model: BertClassifier,
-    support: &[&EncodedReview],
-    config: &InnerLoopConfig,
+fn adapt_all<M: Classifier>(
+    mut model: M,
+    support: &[&M::Example],
+    config: &InnerLoopConfig<M::BatchOptions>,
     device: &Device,
     mut optimizer: burn::optim::ModuleOptimizer,
     rng: &mut impl Rng,
-) -> Adapted {
+) -> Adapted<M> {
     let batching = &config.batching;
+    let support_lengths = lengths::<M>(support);
     let mut inner_losses = Vec::new();
-    let mut padded_tokens = 0;
+    let mut work = 0;
     for _ in 0..config.epochs {
-        for positions in plan_batches(support, batching.batch_size, batching.order, rng) {
-            let items: Vec<&EncodedReview> = positions.iter().map(|&p| support[p]).collect();
-            let batch = collate_for(&model, &items, batching.padding, batching.max_seq_len);
-            padded_tokens += batch.padded_tokens();
-            let logits = model.forward(&BertInput::from_batch(&batch, device));
-            let loss = cross_entropy(logits, labels_tensor(&batch, device));
+        for positions in plan_batches(&support_lengths, batching.batch_size, batching.order, rng) {
+            let items: Vec<&M::Example> = positions.iter().map(|&p| support[p]).collect();
+            let forward = model.forward(&items, &batching.options, device);
+            work += forward.work;
+            let loss = cross_entropy(forward.logits, labels_tensor::<M>(&items, device));
             inner_losses.push(loss.clone().inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(config.lr, model, grads);
@@ -80,67 +79,70 @@ fn adapt_all(
     Adapted {
         model,
         inner_losses,
-        padded_tokens,
+        work,
     }
 }
 
 /// ANIL's inner loop: only the head learns, on pooled features computed once.
-fn adapt_head(
-    mut model: BertClassifier,
-    support: &[&EncodedReview],
-    config: &InnerLoopConfig,
+fn adapt_head<M: Classifier>(
+    mut model: M,
+    support: &[&M::Example],
+    config: &InnerLoopConfig<M::BatchOptions>,
     device: &Device,
     mut optimizer: burn::optim::ModuleOptimizer,
     rng: &mut impl Rng,
-) -> Adapted {
+) -> Result<Adapted<M>, MamlError> {
     let batching = &config.batching;
-    let features = pooled_features(&model, support, batching, device);
-    let labels: Vec<i64> = support.iter().map(|example| example.label as i64).collect();
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [support.len()]), device);
+    let features = head_features(&model, support, batching, device)?;
+    let labels = labels_tensor::<M>(support, device);
+    let support_lengths = lengths::<M>(support);
     let mut inner_losses = Vec::new();
     for _ in 0..config.epochs {
-        for positions in plan_batches(support, batching.batch_size, batching.order, rng) {
+        for positions in plan_batches(&support_lengths, batching.batch_size, batching.order, rng) {
             let rows = positions_tensor(&positions, device);
-            let logits = model.classify(features.clone().select(0, rows.clone()));
+            let logits = model
+                .head_logits(features.clone().select(0, rows.clone()))
+                .ok_or(MamlError::NoHead)?;
             let loss = cross_entropy(logits, labels.clone().select(0, rows));
             inner_losses.push(loss.clone().inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(config.lr, model, grads);
         }
     }
-    Adapted {
+    Ok(Adapted {
         model,
         inner_losses,
-        padded_tokens: 0,
-    }
+        work: 0,
+    })
 }
 
-/// The pooled representation of every support example, `[support, hidden]` in support order,
+/// What the head reads for every support example, `[support, features]` in support order,
 /// computed without dropout or gradient in length-sorted batches, as a constant on `device`.
-fn pooled_features(
-    model: &BertClassifier,
-    support: &[&EncodedReview],
-    batching: &Batching,
+fn head_features<M: Classifier>(
+    model: &M,
+    support: &[&M::Example],
+    batching: &Batching<M::BatchOptions>,
     device: &Device,
-) -> Tensor<2> {
+) -> Result<Tensor<2>, MamlError> {
     let encoder = model.valid();
     let plain = device.clone().inner();
-    let order = by_length(support);
+    let order = by_length::<M>(support);
     let chunks: Vec<Tensor<2>> = order
         .chunks(batching.batch_size)
         .map(|chunk| {
-            let items: Vec<&EncodedReview> = chunk.iter().map(|&p| support[p]).collect();
-            let batch = collate_for(model, &items, batching.padding, batching.max_seq_len);
-            encoder.pooled(&BertInput::from_batch(&batch, &plain))
+            let items: Vec<&M::Example> = chunk.iter().map(|&p| support[p]).collect();
+            encoder
+                .head_features(&items, &batching.options, &plain)
+                .ok_or(MamlError::NoHead)
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut row_of = vec![0usize; support.len()];
     for (row, &position) in order.iter().enumerate() {
         row_of[position] = row;
     }
-    Tensor::cat(chunks, 0)
+    Ok(Tensor::cat(chunks, 0)
         .select(0, positions_tensor(&row_of, &plain))
-        .autodiff()
+        .autodiff())
 }
 
 fn positions_tensor(positions: &[usize], device: &Device) -> Tensor<1, Int> {

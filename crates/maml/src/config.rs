@@ -4,32 +4,56 @@
 //! 10 inner epochs, learning rate 5e-5 inside and outside, dropout on while training.
 
 use serde::{Deserialize, Serialize};
-use tasks::{BatchOrder, Padding};
 
-/// How a set of examples is cut into batches and padded.
+use crate::{BatchOrder, Classifier, FineTuner, MamlError, MetaLearner};
+
+/// Builder methods `with_field(value) -> Self`, one per named field, as Burn's configs have.
+macro_rules! builders {
+    ($config:ident<$options:ident> { $($setter:ident => $field:ident: $type:ty),* $(,)? }) => {
+        impl<$options> $config<$options> {
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "`.")]
+                #[must_use]
+                pub fn $setter(mut self, $field: $type) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+/// How a set of examples is cut into batches. `options` says the rest of what the model needs
+/// ([`crate::Classifier::BatchOptions`]; for BERT the padding and the longest sequence), and is
+/// saved flattened beside the other fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Batching {
+pub struct Batching<O> {
     /// Examples per batch (the last batch may be smaller).
     pub batch_size: usize,
     /// Shuffled (the reference) or length-bucketed.
     pub order: BatchOrder,
-    /// Pad each batch to its longest sequence, or every sequence to `max_seq_len`.
-    pub padding: Padding,
-    /// The length [`Padding::Max`] pads to (sequences are already truncated by the encoder).
-    pub max_seq_len: usize,
+    /// The model's own batching options.
+    #[serde(flatten)]
+    pub options: O,
 }
 
-impl Batching {
-    /// The reference's batching: shuffled, padded to the longest sequence of each batch, 256 tokens.
+impl<O: Default> Batching<O> {
+    /// The reference's batching: shuffled, the model's default options (BERT: padded to the
+    /// longest sequence of each batch, 256 tokens).
     pub fn shuffled(batch_size: usize) -> Self {
         Self {
             batch_size,
             order: BatchOrder::Shuffled,
-            padding: Padding::Longest,
-            max_seq_len: 256,
+            options: O::default(),
         }
     }
 }
+
+builders!(Batching<O> {
+    with_batch_size => batch_size: usize,
+    with_order => order: BatchOrder,
+    with_options => options: O,
+});
 
 /// Which weights the inner loop adapts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,20 +68,20 @@ pub enum AdaptScope {
 
 /// The inner loop: adapting a copy of the meta-model to one task's support set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InnerLoopConfig {
+pub struct InnerLoopConfig<O> {
     /// Learning rate of the fresh inner Adam (β = (0.9, 0.999), ε = 1e-8, as torch's defaults).
     pub lr: f64,
     /// Epochs over the support set (the reference's `inner_update_step`).
     pub epochs: usize,
     /// Support-set batches (the reference: shuffled batches of 16).
-    pub batching: Batching,
+    pub batching: Batching<O>,
     /// Which weights adapt.
     pub scope: AdaptScope,
     /// Dropout during adaptation and query gradients (the reference trains in train mode).
     pub dropout: bool,
 }
 
-impl Default for InnerLoopConfig {
+impl<O: Default> Default for InnerLoopConfig<O> {
     fn default() -> Self {
         Self {
             lr: 5e-5,
@@ -85,7 +109,7 @@ pub enum MetaAlgorithm {
 
 /// Meta-training: the algorithm, the outer optimizer and the inner loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetaConfig {
+pub struct MetaConfig<O> {
     /// FOMAML (the reference) or Reptile.
     pub algorithm: MetaAlgorithm,
     /// Learning rate of the outer Adam (FOMAML only).
@@ -93,10 +117,10 @@ pub struct MetaConfig {
     /// Clip the mean meta-gradient to this global L2 norm (as `torch.nn.utils.clip_grad_norm_`).
     pub max_grad_norm: Option<f64>,
     /// Adaptation to each task.
-    pub inner: InnerLoopConfig,
+    pub inner: InnerLoopConfig<O>,
 }
 
-impl Default for MetaConfig {
+impl<O: Default> Default for MetaConfig<O> {
     fn default() -> Self {
         Self {
             algorithm: MetaAlgorithm::Fomaml,
@@ -109,13 +133,13 @@ impl Default for MetaConfig {
 
 /// Plain fine-tuning with AdamW, the "BERT" and "Meta-BERT" rows of the experiments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinetuneConfig {
+pub struct FinetuneConfig<O> {
     /// AdamW learning rate.
     pub lr: f64,
     /// AdamW's decoupled weight decay. Default 0.01, torch's default (Burn's is 1e-4).
     pub weight_decay: f64,
     /// Training batches (the reference: shuffled batches of 32).
-    pub batching: Batching,
+    pub batching: Batching<O>,
     /// Batch size when scoring validation and test sets.
     pub eval_batch_size: usize,
     /// Passes over the training set.
@@ -136,7 +160,7 @@ fn one() -> usize {
     1
 }
 
-impl Default for FinetuneConfig {
+impl<O: Default> Default for FinetuneConfig<O> {
     fn default() -> Self {
         Self {
             lr: 5e-5,
@@ -148,5 +172,60 @@ impl Default for FinetuneConfig {
             max_grad_norm: None,
             micro_batches: 1,
         }
+    }
+}
+
+builders!(InnerLoopConfig<O> {
+    with_lr => lr: f64,
+    with_epochs => epochs: usize,
+    with_batching => batching: Batching<O>,
+    with_scope => scope: AdaptScope,
+    with_dropout => dropout: bool,
+});
+
+builders!(MetaConfig<O> {
+    with_algorithm => algorithm: MetaAlgorithm,
+    with_outer_lr => outer_lr: f64,
+    with_max_grad_norm => max_grad_norm: Option<f64>,
+    with_inner => inner: InnerLoopConfig<O>,
+});
+
+builders!(FinetuneConfig<O> {
+    with_lr => lr: f64,
+    with_weight_decay => weight_decay: f64,
+    with_batching => batching: Batching<O>,
+    with_eval_batch_size => eval_batch_size: usize,
+    with_epochs => epochs: usize,
+    with_dropout => dropout: bool,
+    with_max_grad_norm => max_grad_norm: Option<f64>,
+    with_micro_batches => micro_batches: usize,
+});
+
+impl<O> MetaConfig<O> {
+    /// A learner that meta-trains `model` with these settings (Burn's `XConfig::init` idiom), on
+    /// the device its parameters are on (with autodiff). With `inner.dropout` off, the held
+    /// model's dropout probabilities are set to zero.
+    ///
+    /// Errors on a setting that cannot work (a zero batch size, a negative learning rate, ...).
+    pub fn init<M: Classifier<BatchOptions = O>>(
+        self,
+        model: M,
+    ) -> Result<MetaLearner<M>, MamlError> {
+        MetaLearner::new(model, self)
+    }
+}
+
+impl<O> FinetuneConfig<O> {
+    /// A tuner that fine-tunes `model` with these settings (Burn's `XConfig::init` idiom), on the
+    /// device its parameters are on (with autodiff): AdamW with torch's defaults
+    /// (β = (0.9, 0.999), ε = 1e-8) and `weight_decay`. With `dropout` off, the held model's
+    /// dropout probabilities are set to zero.
+    ///
+    /// Errors on a setting that cannot work (a zero batch size, a negative learning rate, ...).
+    pub fn init<M: Classifier<BatchOptions = O>>(
+        self,
+        model: M,
+    ) -> Result<FineTuner<M>, MamlError> {
+        FineTuner::new(model, self)
     }
 }

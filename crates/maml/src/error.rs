@@ -10,7 +10,7 @@ pub enum MamlError {
     /// A loss became NaN or infinite while meta-training or adapting to a task.
     #[error(
         "{phase} loss of task {task} (domain `{domain}`) {} is {value}: lower the learning rates \
-         or set a gradient-norm limit (--max-grad-norm)",
+         or set a gradient-norm limit",
         when_computed(*step)
     )]
     NonFiniteTaskLoss {
@@ -28,7 +28,7 @@ pub enum MamlError {
     /// The mean meta-gradient became NaN or infinite.
     #[error(
         "the meta-gradient of outer step {step} has norm {norm}: lower the learning rates or set \
-         a gradient-norm limit (--max-grad-norm)"
+         a gradient-norm limit"
     )]
     NonFiniteGradient {
         /// The outer step (1-based).
@@ -39,7 +39,7 @@ pub enum MamlError {
     /// A training loss became NaN or infinite while fine-tuning.
     #[error(
         "fine-tuning loss at epoch {epoch}, batch {batch} is {value}: lower the learning rate or \
-         set a gradient-norm limit (--max-grad-norm)"
+         set a gradient-norm limit"
     )]
     NonFiniteFinetuneLoss {
         /// The epoch (1-based).
@@ -59,6 +59,23 @@ pub enum MamlError {
         /// What it must be.
         expected: &'static str,
     },
+    /// ANIL's head-only inner loop on a model that has no separate head.
+    #[error(
+        "the model has no separate head to adapt alone (Classifier::head_features gave none): \
+         adapt every weight instead of the head only"
+    )]
+    NoHead,
+    /// Adapting to the validation or test tasks of a meta-training run failed.
+    #[error("cannot evaluate the {what} tasks after outer step {step}")]
+    Evaluation {
+        /// `validation` or `test`.
+        what: &'static str,
+        /// The outer step just applied.
+        step: usize,
+        /// What failed.
+        #[source]
+        source: Box<MamlError>,
+    },
     /// A set that must hold examples is empty.
     #[error("{what} is empty: {fix}")]
     Empty {
@@ -69,8 +86,8 @@ pub enum MamlError {
     },
     /// An example's label is not one the classifier predicts.
     #[error(
-        "review {source_index} has label id {label}, but the classifier predicts {num_labels} \
-         labels: use a checkpoint made for this label set"
+        "example {source_index} has label id {label}, but the classifier predicts {num_labels} \
+         labels: use a model made for this label set"
     )]
     LabelOutOfRange {
         /// The review's position in the source file.
@@ -83,7 +100,8 @@ pub enum MamlError {
     /// A review has more tokens than the batches or the model allow.
     #[error(
         "review {source_index} has {len} tokens, more than the {max_seq_len} allowed: encode \
-         with the same --max-seq-len (at most the model's max_position_embeddings)"
+         with the same maximum sequence length as the batches use (at most the model's \
+         max_position_embeddings)"
     )]
     TooLong {
         /// The review's position in the source file.
@@ -105,22 +123,6 @@ pub enum MamlError {
         index: usize,
         /// How many encoded reviews there are.
         len: usize,
-    },
-    /// A training domain is too small to hold out validation episodes and still meta-train.
-    #[error(
-        "training domain `{domain}` has {available} reviews, but holding out {held_out} for \
-         validation leaves fewer than the {needed} an episode needs: hold out fewer validation \
-         tasks or use smaller episodes"
-    )]
-    DomainTooSmall {
-        /// The domain.
-        domain: String,
-        /// Its reviews among the training indices.
-        available: usize,
-        /// Reviews the validation episodes take.
-        held_out: usize,
-        /// Reviews one episode needs (support + query).
-        needed: usize,
     },
     /// Saving or loading optimizer state failed.
     #[error("cannot {action} optimizer state {}: {source}", path.display())]
@@ -158,7 +160,7 @@ mod tests {
         assert_eq!(
             error(0).to_string(),
             "inner loss of task 1 (domain `books`) while adapting to an evaluation task is NaN: \
-             lower the learning rates or set a gradient-norm limit (--max-grad-norm)"
+             lower the learning rates or set a gradient-norm limit"
         );
         assert!(error(3).to_string().contains("at outer step 3 is NaN"));
     }

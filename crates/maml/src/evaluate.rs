@@ -2,22 +2,21 @@
 
 use std::ops::ControlFlow;
 
-use burn::module::Module;
 use burn::tensor::{Int, Tensor};
-use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
-use tasks::{EncodedReview, Padding};
 
 use crate::parallel::for_each_task;
-use crate::tensors::{by_length, check_examples, collate_for, device_of, read_floats};
-use crate::{MamlError, Metrics};
+use crate::tensors::{
+    by_length, check_examples, cross_entropy, device_of, labels_tensor, read_floats,
+};
+use crate::{Classifier, MamlError, Metrics};
 
 /// Scores `model` on `examples` without dropout or gradients, in batches of `batch_size` cut
-/// from the examples sorted by length (each padded to its longest), up to `threads` batches at
-/// once (each row's result is the same whatever the thread count). Predictions and losses are
-/// read back once, at the end.
-pub fn evaluate(
-    model: &BertClassifier,
-    examples: &[&EncodedReview],
+/// from the examples sorted by length (each batched with [`Classifier::scoring_options`]), up to
+/// `threads` batches at once (each row's result is the same whatever the thread count).
+/// Predictions and losses are read back once, at the end.
+pub fn evaluate<M: Classifier>(
+    model: &M,
+    examples: &[&M::Example],
     batch_size: usize,
     threads: usize,
 ) -> Result<Metrics, MamlError> {
@@ -35,24 +34,23 @@ pub fn evaluate(
         });
     }
     let num_labels = model.num_labels();
-    let max_seq_len = model.max_sequence_length();
-    check_examples(examples, model, max_seq_len)?;
+    let options = model.scoring_options();
+    check_examples(examples, model, &options)?;
     let model = model.valid();
     let device = device_of(&model);
-    let order = by_length(examples);
+    let order = by_length::<M>(examples);
     let chunks: Vec<&[usize]> = order.chunks(batch_size).collect();
     let mut scored = vec![None; chunks.len()];
     for_each_task(
         threads,
         chunks.len(),
         |index| {
-            let items: Vec<&EncodedReview> = chunks[index]
+            let items: Vec<&M::Example> = chunks[index]
                 .iter()
                 .map(|&position| examples[position])
                 .collect();
-            let batch = collate_for(&model, &items, Padding::Longest, max_seq_len);
-            let logits = model.forward(&BertInput::from_batch(&batch, &device));
-            let loss = cross_entropy(logits.clone(), labels_tensor(&batch, &device));
+            let logits = model.forward(&items, &options, &device).logits;
+            let loss = cross_entropy(logits.clone(), labels_tensor::<M>(&items, &device));
             (
                 loss * items.len() as f64,
                 logits.argmax(1).reshape([items.len()]),
@@ -71,7 +69,7 @@ pub fn evaluate(
     let predicted = read_labels(Tensor::cat(predictions, 0));
     let labels: Vec<usize> = order
         .iter()
-        .map(|&position| examples[position].label)
+        .map(|&position| M::label(examples[position]))
         .collect();
     Ok(Metrics::from_predictions(
         &labels, &predicted, loss_sum, num_labels,

@@ -5,33 +5,40 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
-use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tasks::{EncodedReview, plan_batches};
 
 use crate::adapt::{TORCH_ADAM_EPSILON, task_copy};
 use crate::config::FinetuneConfig;
 use crate::event::Split;
 use crate::gradients::{add, clip_to_norm, global_norm};
 use crate::parallel::for_each_task;
-use crate::tensors::{check_examples, collate_for, device_of, read_floats};
-use crate::{Event, MamlError, Metrics, evaluate, optimizer_state};
+use crate::tensors::{
+    check_examples, cross_entropy, device_of, labels_tensor, lengths, read_floats,
+};
+use crate::{Classifier, Event, MamlError, Metrics, evaluate, optimizer_state, plan_batches};
 
 /// The examples of a fine-tuning run.
-#[derive(Debug, Clone, Copy)]
-pub struct FinetuneData<'a> {
+#[derive(Debug)]
+pub struct FinetuneData<'a, E> {
     /// Trained on.
-    pub train: &'a [&'a EncodedReview],
+    pub train: &'a [&'a E],
     /// Scored each epoch; picks the best epoch.
-    pub validation: &'a [&'a EncodedReview],
+    pub validation: &'a [&'a E],
     /// Scored each epoch, reported only. May be empty.
-    pub test: &'a [&'a EncodedReview],
+    pub test: &'a [&'a E],
 }
+
+impl<E> Clone for FinetuneData<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for FinetuneData<'_, E> {}
 
 /// The scores after one epoch (epoch 0: zero-shot, before any training).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,21 +54,21 @@ pub struct EpochRecord {
 }
 
 /// A model being fine-tuned, with its AdamW state.
-pub struct FineTuner {
-    model: BertClassifier,
-    config: FinetuneConfig,
+pub struct FineTuner<M: Classifier> {
+    model: M,
+    config: FinetuneConfig<M::BatchOptions>,
     optimizer: ModuleOptimizer,
     completed_epochs: usize,
     device: Device,
     threads: usize,
 }
 
-impl FineTuner {
-    /// Fine-tunes `model` on the device its parameters are on (with autodiff). AdamW with
-    /// torch's defaults (β = (0.9, 0.999), ε = 1e-8) and `config.weight_decay`.
-    ///
-    /// With `config.dropout` off, the held model's dropout probabilities are set to zero.
-    pub fn new(model: BertClassifier, config: FinetuneConfig) -> Result<Self, MamlError> {
+impl<M: Classifier> FineTuner<M> {
+    /// [`FinetuneConfig::init`].
+    pub(crate) fn new(
+        model: M,
+        config: FinetuneConfig<M::BatchOptions>,
+    ) -> Result<Self, MamlError> {
         if config.batching.batch_size == 0 || config.eval_batch_size == 0 {
             return Err(MamlError::InvalidSetting {
                 setting: "batch_size",
@@ -118,12 +125,12 @@ impl FineTuner {
     }
 
     /// The model as trained so far.
-    pub fn model(&self) -> &BertClassifier {
+    pub fn model(&self) -> &M {
         &self.model
     }
 
     /// The model, giving up the tuner.
-    pub fn into_model(self) -> BertClassifier {
+    pub fn into_model(self) -> M {
         self.model
     }
 
@@ -136,25 +143,30 @@ impl FineTuner {
     /// Each batch's loss is read back once (for the event and the finiteness check).
     pub fn train_epoch(
         &mut self,
-        train: &[&EncodedReview],
+        train: &[&M::Example],
         rng: &mut impl Rng,
         events: &mut dyn FnMut(Event),
     ) -> Result<f64, MamlError> {
         if train.is_empty() {
             return Err(MamlError::Empty {
                 what: "the fine-tuning training set".into(),
-                fix: "train on at least one review",
+                fix: "train on at least one example",
             });
         }
-        check_examples(train, &self.model, self.config.batching.max_seq_len)?;
+        check_examples(train, &self.model, &self.config.batching.options)?;
         let started = Instant::now();
         let epoch = self.completed_epochs + 1;
         self.device.seed(rng.random());
         let batching = &self.config.batching;
-        let plan = plan_batches(train, batching.batch_size, batching.order, rng);
+        let plan = plan_batches(
+            &lengths::<M>(train),
+            batching.batch_size,
+            batching.order,
+            rng,
+        );
         let mut loss_sum = 0.0;
         for (index, positions) in plan.iter().enumerate() {
-            let items: Vec<&EncodedReview> = positions.iter().map(|&p| train[p]).collect();
+            let items: Vec<&M::Example> = positions.iter().map(|&p| train[p]).collect();
             let (grads, loss_value) = self.batch_gradient(&items, rng.random());
             let grads = match self.config.max_grad_norm {
                 Some(max_norm) => match global_norm(&self.model, &grads) {
@@ -195,7 +207,7 @@ impl FineTuner {
     /// The mean-loss gradient of the batch `items` and its loss (not read back): the sum over
     /// [`FinetuneConfig::micro_batches`] slices of its rows, each padded on its own and with
     /// dropout masks from its own seed, drawn from `seed`.
-    fn batch_gradient(&self, items: &[&EncodedReview], seed: u64) -> (GradientsParams, Tensor<1>) {
+    fn batch_gradient(&self, items: &[&M::Example], seed: u64) -> (GradientsParams, Tensor<1>) {
         let rows = items.len();
         let slices = self.config.micro_batches.clamp(1, rows);
         let mut seeds = ChaCha8Rng::seed_from_u64(seed);
@@ -213,19 +225,16 @@ impl FineTuner {
             |slice| {
                 // Rows split as evenly as possible.
                 let slice_items = &items[slice * rows / slices..(slice + 1) * rows / slices];
-                let batch = collate_for(
-                    &self.model,
-                    slice_items,
-                    batching.padding,
-                    batching.max_seq_len,
-                );
-                model::seed_dropout(seeds[slice]);
+                M::seed_dropout(seeds[slice]);
                 // Its own graph leaves, so that slices on other threads do not share a graph.
                 let model = task_copy(&self.model);
-                let logits = model.forward(&BertInput::from_batch(&batch, &self.device));
+                let logits = model
+                    .forward(slice_items, &batching.options, &self.device)
+                    .logits;
                 // Weighted by the slice's share of rows: the sum is the batch's mean loss.
                 let share = slice_items.len() as f64 / rows as f64;
-                let slice_loss = cross_entropy(logits, labels_tensor(&batch, &self.device)) * share;
+                let labels = labels_tensor::<M>(slice_items, &self.device);
+                let slice_loss = cross_entropy(logits, labels) * share;
                 let value = slice_loss.clone().inner();
                 let slice_gradient = GradientsParams::from_grads(slice_loss.backward(), &model);
                 (slice_gradient, value)
@@ -249,11 +258,11 @@ impl FineTuner {
     /// Scores the validation set and (if not empty) the test set at the current weights.
     pub fn score(
         &self,
-        data: &FinetuneData,
+        data: &FinetuneData<M::Example>,
         train_loss: Option<f64>,
         events: &mut dyn FnMut(Event),
     ) -> Result<EpochRecord, MamlError> {
-        let mut score = |split, examples: &[&EncodedReview]| -> Result<Metrics, MamlError> {
+        let mut score = |split, examples: &[&M::Example]| -> Result<Metrics, MamlError> {
             let started = Instant::now();
             let metrics = evaluate(
                 &self.model,
@@ -285,7 +294,7 @@ impl FineTuner {
     /// Trains one epoch, then scores: one entry of the history.
     pub fn epoch(
         &mut self,
-        data: &FinetuneData,
+        data: &FinetuneData<M::Example>,
         rng: &mut impl Rng,
         events: &mut dyn FnMut(Event),
     ) -> Result<EpochRecord, MamlError> {
@@ -317,13 +326,13 @@ impl FineTuner {
 /// Fine-tunes for `config.epochs` epochs: scores zero-shot first (epoch 0), then trains and
 /// scores each epoch. Returns the final model and one record per epoch (pick the best with
 /// [`crate::best_by_validation`]).
-pub fn finetune(
-    model: BertClassifier,
-    data: &FinetuneData,
-    config: FinetuneConfig,
+pub fn finetune<M: Classifier>(
+    model: M,
+    data: &FinetuneData<M::Example>,
+    config: FinetuneConfig<M::BatchOptions>,
     rng: &mut impl Rng,
     events: &mut dyn FnMut(Event),
-) -> Result<(BertClassifier, Vec<EpochRecord>), MamlError> {
+) -> Result<(M, Vec<EpochRecord>), MamlError> {
     let epochs = config.epochs;
     let mut tuner = FineTuner::new(model, config)?;
     let mut history = vec![tuner.score(data, None, events)?];

@@ -6,69 +6,82 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor};
-use model::{BertClassifier, BertInput, cross_entropy, labels_tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tasks::{EncodedReview, Episode};
 
 use crate::adapt::{TORCH_ADAM_EPSILON, adapt};
 use crate::config::{MetaAlgorithm, MetaConfig};
 use crate::gradients::{MetaGradient, clip_to_norm, global_norm, weight_difference};
 use crate::parallel::for_each_task;
-use crate::tensors::{check_examples, collate_for, device_of, read_floats};
-use crate::{Event, MamlError, Metrics, evaluate, optimizer_state};
+use crate::tensors::{check_examples, cross_entropy, device_of, labels_tensor, read_floats};
+use crate::{Classifier, Event, MamlError, Metrics, evaluate, optimizer_state};
 
 /// One few-shot task: a support set to adapt on and a query set to score.
-#[derive(Debug, Clone)]
-pub struct Task<'a> {
-    /// The domain the reviews come from.
+#[derive(Debug)]
+pub struct Task<'a, E> {
+    /// The domain (or any name) the examples come from.
     pub domain: &'a str,
-    /// Reviews the copy adapts on.
-    pub support: Vec<&'a EncodedReview>,
-    /// Reviews scored at the adapted weights.
-    pub query: Vec<&'a EncodedReview>,
+    /// Examples the copy adapts on.
+    pub support: Vec<&'a E>,
+    /// Examples scored at the adapted weights.
+    pub query: Vec<&'a E>,
 }
 
-impl<'a> Task<'a> {
-    /// The task of `episode`, whose indices point into `encoded` (the encoded review set the
-    /// episode was drawn from).
-    pub fn from_episode(
-        episode: &'a Episode,
-        encoded: &'a [EncodedReview],
+impl<E> Clone for Task<'_, E> {
+    fn clone(&self) -> Self {
+        Self {
+            domain: self.domain,
+            support: self.support.clone(),
+            query: self.query.clone(),
+        }
+    }
+}
+
+impl<'a, E> Task<'a, E> {
+    /// The task of domain `domain` whose support and query sets are the examples at `support`
+    /// and `query` in `examples` (e.g. the indices of an episode into the set it was drawn from).
+    pub fn pick(
+        domain: &'a str,
+        support: &[usize],
+        query: &[usize],
+        examples: &'a [E],
     ) -> Result<Self, MamlError> {
-        let pick = |indices: &[usize]| -> Result<Vec<&'a EncodedReview>, MamlError> {
+        let pick = |indices: &[usize]| -> Result<Vec<&'a E>, MamlError> {
             indices
                 .iter()
                 .map(|&index| {
-                    encoded
+                    examples
                         .get(index)
                         .ok_or_else(|| MamlError::ExampleOutOfRange {
-                            domain: episode.domain.clone(),
+                            domain: domain.to_string(),
                             index,
-                            len: encoded.len(),
+                            len: examples.len(),
                         })
                 })
                 .collect()
         };
         Ok(Self {
-            domain: &episode.domain,
-            support: pick(&episode.support)?,
-            query: pick(&episode.query)?,
+            domain,
+            support: pick(support)?,
+            query: pick(query)?,
         })
     }
 
-    fn check(&self, model: &BertClassifier, max_seq_len: usize) -> Result<(), MamlError> {
+    fn check<M: Classifier<Example = E>>(
+        &self,
+        model: &M,
+        options: &M::BatchOptions,
+    ) -> Result<(), MamlError> {
         for (set, examples) in [("support", &self.support), ("query", &self.query)] {
             if examples.is_empty() {
                 return Err(MamlError::Empty {
                     what: format!("the {set} set of a task of domain `{}`", self.domain),
-                    fix: "draw episodes with at least one support and one query review",
+                    fix: "draw episodes with at least one support and one query example",
                 });
             }
-            check_examples(examples, model, max_seq_len)?;
+            check_examples(examples, model, options)?;
         }
         Ok(())
     }
@@ -87,10 +100,10 @@ pub struct TaskUpdate {
     pub query_loss: f64,
     /// Query accuracy at the adapted weights.
     pub query_accuracy: f64,
-    /// Token positions, padding included, of the support and query batches that went through
-    /// the whole model forward and backward (what a benchmark counts as work done). ANIL's
-    /// head-only inner loop and Reptile's query scoring count nothing.
-    pub padded_tokens: usize,
+    /// [`crate::Forward::work`] of the support and query batches that went through the whole
+    /// model forward and backward (BERT: token positions, padding included). ANIL's head-only
+    /// inner loop and Reptile's query scoring count nothing.
+    pub work: usize,
 }
 
 impl TaskUpdate {
@@ -124,8 +137,8 @@ pub struct OuterStepReport {
     pub mean_query_accuracy: f64,
     /// Global L2 norm of the mean meta-gradient, before clipping.
     pub grad_norm: f64,
-    /// Sum of the tasks' [`TaskUpdate::padded_tokens`].
-    pub padded_tokens: usize,
+    /// Sum of the tasks' [`TaskUpdate::work`].
+    pub work: usize,
 }
 
 /// Test- or validation-task results.
@@ -144,20 +157,18 @@ pub struct TaskEvaluation {
 /// Differs from PyTorch's reference in how state lives, not in what it computes: the per-task
 /// copy is a Burn clone (copy-on-write, no deep copy), and parameters are replaced, not mutated,
 /// by each optimizer step, which is why evaluation cannot disturb the meta-weights.
-pub struct MetaLearner {
-    model: BertClassifier,
-    config: MetaConfig,
+pub struct MetaLearner<M: Classifier> {
+    model: M,
+    config: MetaConfig<M::BatchOptions>,
     outer_optimizer: ModuleOptimizer,
     completed_steps: usize,
     device: Device,
     task_threads: usize,
 }
 
-impl MetaLearner {
-    /// Meta-trains `model` on the device its parameters are on (with autodiff).
-    ///
-    /// With `config.inner.dropout` off, the held model's dropout probabilities are set to zero.
-    pub fn new(model: BertClassifier, config: MetaConfig) -> Result<Self, MamlError> {
+impl<M: Classifier> MetaLearner<M> {
+    /// [`MetaConfig::init`].
+    pub(crate) fn new(model: M, config: MetaConfig<M::BatchOptions>) -> Result<Self, MamlError> {
         validate(&config)?;
         let device = device_of(&model).autodiff();
         // `train()` moves plain tensors onto autodiff (a `fork` alone keeps the source's context).
@@ -188,18 +199,23 @@ impl MetaLearner {
         self
     }
 
+    /// Tasks computed at once ([`Self::with_task_threads`]).
+    pub fn task_threads(&self) -> usize {
+        self.task_threads
+    }
+
     /// The meta-model.
-    pub fn model(&self) -> &BertClassifier {
+    pub fn model(&self) -> &M {
         &self.model
     }
 
     /// The meta-model, giving up the learner.
-    pub fn into_model(self) -> BertClassifier {
+    pub fn into_model(self) -> M {
         self.model
     }
 
     /// The settings.
-    pub fn config(&self) -> &MetaConfig {
+    pub fn config(&self) -> &MetaConfig<M::BatchOptions> {
         &self.config
     }
 
@@ -211,7 +227,11 @@ impl MetaLearner {
     /// Adapts a copy of the meta-model to `task` and returns the task's update. The meta-model
     /// is not modified. `rng` orders the support batches; dropout masks come from the device's
     /// generator (GPU backends) or the calling thread's stream (`model::seed_dropout`, Flex).
-    pub fn task_update(&self, task: &Task, rng: &mut impl Rng) -> Result<TaskUpdate, MamlError> {
+    pub fn task_update(
+        &self,
+        task: &Task<M::Example>,
+        rng: &mut impl Rng,
+    ) -> Result<TaskUpdate, MamlError> {
         task_update(&self.model, &self.config, &self.device, task, rng)
     }
 
@@ -223,7 +243,7 @@ impl MetaLearner {
     /// device whatever the thread count.
     pub fn outer_step(
         &mut self,
-        tasks: &[Task],
+        tasks: &[Task<M::Example>],
         rng: &mut impl Rng,
         events: &mut dyn FnMut(Event),
     ) -> Result<OuterStepReport, MamlError> {
@@ -240,7 +260,7 @@ impl MetaLearner {
         // Finished updates wait here until every earlier task has been added: sums in task order
         // are the same floats whatever order the threads finish in.
         let mut finished = BTreeMap::new();
-        let (mut loss_sum, mut accuracy_sum, mut padded_tokens) = (0.0, 0.0, 0);
+        let (mut loss_sum, mut accuracy_sum, mut work) = (0.0, 0.0, 0);
         let mut failure = None;
         self.for_each_task(
             tasks,
@@ -271,7 +291,7 @@ impl MetaLearner {
                 while let Some(update) = finished.remove(&meta_gradient.tasks()) {
                     loss_sum += update.query_loss;
                     accuracy_sum += update.query_accuracy;
-                    padded_tokens += update.padded_tokens;
+                    work += update.work;
                     meta_gradient.add(model, update.gradient);
                 }
                 ControlFlow::Continue(())
@@ -286,7 +306,7 @@ impl MetaLearner {
             mean_query_loss: loss_sum / tasks.len() as f64,
             mean_query_accuracy: accuracy_sum / tasks.len() as f64,
             grad_norm,
-            padded_tokens,
+            work,
         };
         events(Event::OuterStep {
             step,
@@ -334,7 +354,7 @@ impl MetaLearner {
     /// inner batch size). The meta-model is left exactly as it was.
     pub fn evaluate_tasks(
         &self,
-        tasks: &[Task],
+        tasks: &[Task<M::Example>],
         rng: &mut impl Rng,
         events: &mut dyn FnMut(Event),
     ) -> Result<TaskEvaluation, MamlError> {
@@ -391,9 +411,9 @@ impl MetaLearner {
     /// and (on Flex) draws its dropout masks on whichever thread runs it.
     fn for_each_task<T: Send>(
         &self,
-        tasks: &[Task],
+        tasks: &[Task<M::Example>],
         rng: &mut impl Rng,
-        work: impl Fn(&Task, usize, &mut ChaCha8Rng) -> T + Sync,
+        work: impl Fn(&Task<M::Example>, usize, &mut ChaCha8Rng) -> T + Sync,
         mut done: impl FnMut(usize, T, Duration) -> ControlFlow<()>,
     ) {
         self.device.seed(rng.random());
@@ -403,7 +423,7 @@ impl MetaLearner {
             tasks.len(),
             |index| {
                 let started = Instant::now();
-                model::seed_dropout(seeds[index]);
+                M::seed_dropout(seeds[index]);
                 let mut task_rng = ChaCha8Rng::seed_from_u64(seeds[index]);
                 let result = work(&tasks[index], index, &mut task_rng);
                 (result, started.elapsed())
@@ -436,14 +456,14 @@ impl MetaLearner {
     }
 }
 
-fn outer_optimizer(config: &MetaConfig) -> ModuleOptimizer {
+fn outer_optimizer<O>(config: &MetaConfig<O>) -> ModuleOptimizer {
     match config.algorithm {
         MetaAlgorithm::Fomaml => AdamConfig::new().with_epsilon(TORCH_ADAM_EPSILON).init(),
         MetaAlgorithm::Reptile { .. } => SgdConfig::new().init(),
     }
 }
 
-fn validate(config: &MetaConfig) -> Result<(), MamlError> {
+fn validate<O>(config: &MetaConfig<O>) -> Result<(), MamlError> {
     let invalid = |setting, value: String, expected| {
         Err(MamlError::InvalidSetting {
             setting,
@@ -485,29 +505,23 @@ fn correct_count(logits: Tensor<2>, labels: Tensor<1, burn::tensor::Int>) -> Ten
 }
 
 /// [`MetaLearner::task_update`] for the meta-model `meta`.
-fn task_update(
-    meta: &BertClassifier,
-    config: &MetaConfig,
+fn task_update<M: Classifier>(
+    meta: &M,
+    config: &MetaConfig<M::BatchOptions>,
     device: &Device,
-    task: &Task,
+    task: &Task<M::Example>,
     rng: &mut impl Rng,
 ) -> Result<TaskUpdate, MamlError> {
-    task.check(meta, config.inner.batching.max_seq_len)?;
-    let adapted = adapt(meta, &task.support, &config.inner, device, rng);
-    let batch = collate_for(
-        meta,
-        &task.query,
-        config.inner.batching.padding,
-        config.inner.batching.max_seq_len,
-    );
-    let mut padded_tokens = adapted.padded_tokens;
+    let options = &config.inner.batching.options;
+    task.check(meta, options)?;
+    let adapted = adapt(meta, &task.support, &config.inner, device, rng)?;
+    let mut work = adapted.work;
     let (gradient, query_loss, correct) = match config.algorithm {
         MetaAlgorithm::Fomaml => {
-            padded_tokens += batch.padded_tokens();
-            let logits = adapted
-                .model
-                .forward(&BertInput::from_batch(&batch, device));
-            let labels = labels_tensor(&batch, device);
+            let forward = adapted.model.forward(&task.query, options, device);
+            work += forward.work;
+            let logits = forward.logits;
+            let labels = labels_tensor::<M>(&task.query, device);
             let correct = correct_count(logits.clone().inner(), labels.clone().inner());
             let loss = cross_entropy(logits, labels);
             let query_loss = loss.clone().inner();
@@ -517,8 +531,8 @@ fn task_update(
         MetaAlgorithm::Reptile { .. } => {
             let scorer = adapted.model.valid();
             let plain = device.clone().inner();
-            let logits = scorer.forward(&BertInput::from_batch(&batch, &plain));
-            let labels = labels_tensor(&batch, &plain);
+            let logits = scorer.forward(&task.query, options, &plain).logits;
+            let labels = labels_tensor::<M>(&task.query, &plain);
             let correct = correct_count(logits.clone(), labels.clone());
             let query_loss = cross_entropy(logits, labels);
             let gradient = weight_difference(meta, &adapted.model);
@@ -537,21 +551,21 @@ fn task_update(
         inner_losses: host,
         query_loss,
         query_accuracy: correct / task.query.len() as f64,
-        padded_tokens,
+        work,
     })
 }
 
 /// Adapts a copy of `meta` to `task` (the `index`-th) and scores its query set.
-fn evaluate_task(
-    meta: &BertClassifier,
-    config: &MetaConfig,
+fn evaluate_task<M: Classifier>(
+    meta: &M,
+    config: &MetaConfig<M::BatchOptions>,
     device: &Device,
-    task: &Task,
+    task: &Task<M::Example>,
     index: usize,
     rng: &mut impl Rng,
 ) -> Result<Metrics, MamlError> {
-    task.check(meta, config.inner.batching.max_seq_len)?;
-    let adapted = adapt(meta, &task.support, &config.inner, device, rng);
+    task.check(meta, &config.inner.batching.options)?;
+    let adapted = adapt(meta, &task.support, &config.inner, device, rng)?;
     if !adapted.inner_losses.is_empty() {
         let losses = read_floats(Tensor::cat(adapted.inner_losses, 0));
         if let Some(&value) = losses.iter().find(|loss| !loss.is_finite()) {

@@ -7,18 +7,20 @@ mod common;
 
 use burn::tensor::Device;
 use common::{KeywordTask, tiny_config, tiny_model, weights};
-use maml::{Batching, Event, FineTuner, FinetuneConfig, FinetuneData, MetaLearner, Task};
+use maml::{Batching, Event, FinetuneConfig, FinetuneData, Task};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use tasks::{Collation, EncodedReview};
 
 /// Two outer steps, a test-task evaluation and one fine-tuning epoch; everything observable.
 fn run(seed: u64, task_threads: usize) -> (Vec<Event>, Vec<(String, Vec<f32>)>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let sets: Vec<KeywordTask> = (0..6).map(|_| KeywordTask::draw(&mut rng, 8, 8)).collect();
-    let tasks: Vec<Task> = sets.iter().map(KeywordTask::task).collect();
+    let tasks: Vec<Task<'_, EncodedReview>> = sets.iter().map(KeywordTask::task).collect();
     let mut config = tiny_config();
     config.inner.dropout = true;
-    let mut learner = MetaLearner::new(tiny_model(seed, &Device::flex()), config)
+    let mut learner = config
+        .init(tiny_model(seed, &Device::flex()))
         .expect("valid")
         .with_task_threads(task_threads);
     let mut events = Vec::new();
@@ -38,13 +40,12 @@ fn run(seed: u64, task_threads: usize) -> (Vec<Event>, Vec<(String, Vec<f32>)>) 
         validation: &held_out,
         test: &[],
     };
-    let finetune_config = FinetuneConfig {
-        batching: Batching::shuffled(4),
-        epochs: 1,
-        micro_batches: 3,
-        ..FinetuneConfig::default()
-    };
-    let mut tuner = FineTuner::new(learner.into_model(), finetune_config)
+    let finetune_config: FinetuneConfig<Collation> = FinetuneConfig::default()
+        .with_batching(Batching::shuffled(4))
+        .with_epochs(1)
+        .with_micro_batches(3);
+    let mut tuner = finetune_config
+        .init(learner.into_model())
         .expect("valid")
         .with_threads(task_threads);
     tuner

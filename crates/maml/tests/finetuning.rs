@@ -4,22 +4,18 @@ mod common;
 
 use burn::tensor::Device;
 use common::{KeywordTask, tiny_model, weights};
-use maml::{
-    Batching, Event, FineTuner, FinetuneConfig, FinetuneData, Split, best_by_validation, finetune,
-};
+use maml::{Batching, Event, FinetuneConfig, FinetuneData, Split, best_by_validation, finetune};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tasks::EncodedReview;
+use tasks::{Collation, EncodedReview};
 use test_support::assert_close;
 
-fn config(epochs: usize) -> FinetuneConfig {
-    FinetuneConfig {
-        lr: 1e-2,
-        batching: Batching::shuffled(8),
-        epochs,
-        dropout: false,
-        ..FinetuneConfig::default()
-    }
+fn config(epochs: usize) -> FinetuneConfig<Collation> {
+    FinetuneConfig::default()
+        .with_lr(1e-2)
+        .with_batching(Batching::shuffled(8))
+        .with_epochs(epochs)
+        .with_dropout(false)
 }
 
 /// One keyword mapping: 48 training, 16 validation and 16 test reviews.
@@ -100,7 +96,7 @@ fn finetune_scores_zero_shot_then_every_epoch_and_learns() {
 fn resumed_adamw_continues_exactly() {
     let (train, _, _) = keyword_sets();
     let train: Vec<&EncodedReview> = train.iter().collect();
-    let new_tuner = |model| FineTuner::new(model, config(2)).expect("valid config");
+    let new_tuner = |model| config(2).init(model).expect("valid config");
     let mut rng_a = ChaCha8Rng::seed_from_u64(13);
     let mut rng_b = rng_a.clone();
     let mut uninterrupted = new_tuner(tiny_model(3, &Device::flex()));
@@ -129,7 +125,8 @@ fn resumed_adamw_continues_exactly() {
 fn a_learning_rate_that_is_not_finite_is_refused() {
     for lr in [f64::INFINITY, f64::NAN, -1.0] {
         let config = FinetuneConfig { lr, ..config(1) };
-        let error = FineTuner::new(tiny_model(3, &Device::flex()), config)
+        let error = config
+            .init(tiny_model(3, &Device::flex()))
             .err()
             .expect("refused");
         assert!(error.to_string().contains("`lr`"), "{error}");
@@ -145,7 +142,8 @@ fn micro_batches_give_the_whole_batch_loss_and_update() {
             micro_batches,
             ..config(1)
         };
-        let mut tuner = FineTuner::new(tiny_model(3, &Device::flex()), config)
+        let mut tuner = config
+            .init(tiny_model(3, &Device::flex()))
             .expect("valid")
             .with_threads(threads);
         let mut losses = Vec::new();

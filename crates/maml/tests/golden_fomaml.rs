@@ -6,29 +6,26 @@ use std::collections::HashMap;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
-use dataset::LabelSet;
-use maml::{Batching, Event, MetaConfig, MetaGradient, MetaLearner, Task};
+use maml::{Batching, Event, InnerLoopConfig, MetaConfig, MetaGradient, Task};
 use model::{BertClassifier, BertInput, HubOptions, NamedTensor, load_classifier, resolve_model};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-use tasks::EncodedReview;
+use tasks::{Collation, EncodedReview};
 use test_support::{assert_close, assert_rel, flatten_f64, flatten_i64, minilm_golden};
 
 const REL: f64 = 1e-3;
 
 /// The golden's dropout-free FOMAML: support of 4 in one batch, 2 inner Adam steps and one outer
 /// Adam step, both at lr 1e-3.
-fn golden_config() -> MetaConfig {
-    let mut config = MetaConfig {
-        outer_lr: 1e-3,
-        ..MetaConfig::default()
-    };
-    config.inner.lr = 1e-3;
-    config.inner.epochs = 2;
-    config.inner.batching = Batching::shuffled(4);
-    config.inner.dropout = false;
-    config
+fn golden_config() -> MetaConfig<Collation> {
+    MetaConfig::default().with_outer_lr(1e-3).with_inner(
+        InnerLoopConfig::default()
+            .with_lr(1e-3)
+            .with_epochs(2)
+            .with_batching(Batching::shuffled(4))
+            .with_dropout(false),
+    )
 }
 
 fn golden_checkpoint() -> BertClassifier {
@@ -39,7 +36,7 @@ fn golden_checkpoint() -> BertClassifier {
         &HubOptions::from_env(),
     )
     .expect("golden checkpoint resolves");
-    load_classifier(&dir, &LabelSet::sentiment(), 0, &Device::flex())
+    load_classifier(&dir, &test_support::sentiment_labels(), 0, &Device::flex())
         .expect("golden checkpoint loads")
         .0
 }
@@ -75,14 +72,12 @@ fn reviews(batch: &Value) -> Vec<EncodedReview> {
 }
 
 fn probe_input(batch: &Value, device: &Device) -> BertInput {
-    let rows = batch["input_ids"].as_array().expect("rows").len();
-    let input_ids = flatten_i64(&batch["input_ids"]);
-    let shape = [rows, input_ids.len() / rows];
+    let batch = test_support::golden_batch(batch);
     BertInput::new(
-        input_ids,
-        flatten_i64(&batch["attention_mask"]),
-        flatten_i64(&batch["token_type_ids"]),
-        shape,
+        batch.input_ids,
+        batch.attention_mask,
+        batch.token_type_ids,
+        batch.shape,
         device,
     )
 }
@@ -147,7 +142,7 @@ fn fomaml_step_matches_transformers() {
         .iter()
         .map(|task| (reviews(&task["support"]), reviews(&task["query"])))
         .collect();
-    let tasks: Vec<Task> = sets
+    let tasks: Vec<Task<'_, EncodedReview>> = sets
         .iter()
         .map(|(support, query)| Task {
             domain: "golden",
@@ -159,7 +154,7 @@ fn fomaml_step_matches_transformers() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
 
     // The per-task units and their mean, before the outer step.
-    let units = MetaLearner::new(meta.clone(), golden_config()).expect("valid config");
+    let units = golden_config().init(meta.clone()).expect("valid config");
     let mut meta_gradient = MetaGradient::new();
     for (task, expected) in tasks.iter().zip(golden_tasks) {
         let update = units.task_update(task, &mut rng).expect("task adapts");
@@ -205,7 +200,7 @@ fn fomaml_step_matches_transformers() {
     }
 
     // The whole outer step, through the public entry point.
-    let mut learner = MetaLearner::new(meta, golden_config()).expect("valid config");
+    let mut learner = golden_config().init(meta).expect("valid config");
     let mut events = Vec::new();
     learner
         .outer_step(&tasks, &mut rng, &mut |event| events.push(event))

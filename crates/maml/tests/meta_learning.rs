@@ -7,25 +7,29 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use common::{KeywordTask, tiny_config, tiny_model, weights};
-use maml::{AdaptScope, MamlError, MetaAlgorithm, MetaConfig, MetaGradient, MetaLearner, Task};
+use maml::{
+    AdaptScope, BatchOrder, MamlError, MetaAlgorithm, MetaConfig, MetaGradient, MetaLearner, Task,
+};
 use model::BertClassifier;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tasks::BatchOrder;
+use tasks::{Collation, EncodedReview};
 
 fn draw_tasks(rng: &mut ChaCha8Rng, count: usize) -> Vec<KeywordTask> {
     (0..count).map(|_| KeywordTask::draw(rng, 8, 8)).collect()
 }
 
-fn as_tasks(sets: &[KeywordTask]) -> Vec<Task<'_>> {
+fn as_tasks(sets: &[KeywordTask]) -> Vec<Task<'_, EncodedReview>> {
     sets.iter().map(KeywordTask::task).collect()
 }
 
-fn learner(config: MetaConfig) -> MetaLearner {
-    MetaLearner::new(tiny_model(3, &Device::flex()), config).expect("valid config")
+fn learner(config: MetaConfig<Collation>) -> MetaLearner<BertClassifier> {
+    config
+        .init(tiny_model(3, &Device::flex()))
+        .expect("valid config")
 }
 
-fn reptile(step_size: f64) -> MetaConfig {
+fn reptile(step_size: f64) -> MetaConfig<Collation> {
     MetaConfig {
         algorithm: MetaAlgorithm::Reptile { step_size },
         ..tiny_config()
@@ -96,7 +100,7 @@ fn held_out_loss_before_and_after(seed: u64) -> (f64, f64) {
         outer_lr: 1e-3,
         ..tiny_config()
     });
-    let score = |learner: &MetaLearner| {
+    let score = |learner: &MetaLearner<BertClassifier>| {
         learner
             .evaluate_tasks(&held_out, &mut ChaCha8Rng::seed_from_u64(9), &mut |_| {})
             .expect("evaluation")
@@ -306,9 +310,9 @@ fn resumed_outer_optimizer_continues_exactly() {
     let state = dir.path().join("outer-optimizer.bpk");
     first.save_optimizer(&state).expect("saved");
 
-    let mut resumed = MetaLearner::new(first.model().clone(), tiny_config()).expect("valid");
+    let mut resumed = tiny_config().init(first.model().clone()).expect("valid");
     resumed.resume(&state, 1).expect("loaded");
-    let mut fresh = MetaLearner::new(first.into_model(), tiny_config()).expect("valid");
+    let mut fresh = tiny_config().init(first.into_model()).expect("valid");
     let mut rng_c = rng_b.clone();
     resumed
         .outer_step(&as_tasks(&steps[1]), &mut rng_b, &mut |_| {})
@@ -347,10 +351,12 @@ fn task_updates_count_the_padded_tokens_they_computed_on() {
     // Keyword reviews are 5 tokens long; 2 inner epochs over 8 support reviews, then 8 query.
     let examples = 8 * 2 + 8;
     let update = learner(tiny_config()).task_update(task, &mut rng).unwrap();
-    assert_eq!(update.padded_tokens, examples * 5);
+    assert_eq!(update.work, examples * 5);
     let mut config = tiny_config();
-    config.inner.batching.padding = tasks::Padding::Max;
-    config.inner.batching.max_seq_len = 12;
+    config.inner.batching.options = Collation {
+        padding: tasks::Padding::Max,
+        max_seq_len: 12,
+    };
     let update = learner(config).task_update(task, &mut rng).unwrap();
-    assert_eq!(update.padded_tokens, examples * 12);
+    assert_eq!(update.work, examples * 12);
 }

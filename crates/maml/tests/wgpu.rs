@@ -7,7 +7,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::{KeywordTask, tiny_config, tiny_model, weights};
-use maml::{MetaLearner, OuterStepReport, Task};
+use maml::{OuterStepReport, Task};
 use model::BackendKind;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 fn outer_step(device: &Device) -> (OuterStepReport, Vec<(String, Vec<f32>)>) {
     let mut rng = ChaCha8Rng::seed_from_u64(31);
     let sets: Vec<KeywordTask> = (0..2).map(|_| KeywordTask::draw(&mut rng, 8, 8)).collect();
-    let tasks: Vec<Task> = sets.iter().map(KeywordTask::task).collect();
-    let mut learner = MetaLearner::new(tiny_model(5, device), tiny_config()).expect("valid");
+    let tasks: Vec<Task<'_, tasks::EncodedReview>> = sets.iter().map(KeywordTask::task).collect();
+    let mut learner = tiny_config().init(tiny_model(5, device)).expect("valid");
     let report = learner
         .outer_step(&tasks, &mut rng, &mut |_| {})
         .expect("outer step");

@@ -156,7 +156,7 @@ fn cuda_device() -> Result<Device, BackendError> {
     probe(
         BackendKind::Cuda,
         Device::cuda(0),
-        "Install an NVIDIA driver and the CUDA toolkit, or choose --backend flex",
+        "Install an NVIDIA driver and the CUDA toolkit, or choose the flex backend",
     )
 }
 

@@ -10,7 +10,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu_approximate, log_softmax, relu};
+use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, BertConfig};
@@ -55,31 +55,6 @@ impl BertInput {
             token_type_ids: tensor(token_type_ids),
         }
     }
-
-    /// The tensors of a collated batch, on `device` (pass the model's device).
-    pub fn from_batch(batch: &tasks::Batch, device: &Device) -> Self {
-        Self::new(
-            batch.input_ids.clone(),
-            batch.attention_mask.clone(),
-            batch.token_type_ids.clone(),
-            [batch.batch_size, batch.seq_len],
-            device,
-        )
-    }
-}
-
-/// The labels of a collated batch as a `[batch]` tensor for [`cross_entropy`].
-pub fn labels_tensor(batch: &tasks::Batch, device: &Device) -> Tensor<1, Int> {
-    let labels: Vec<i64> = batch.labels.iter().map(|&label| label as i64).collect();
-    let len = labels.len();
-    Tensor::from_data(TensorData::new(labels, [len]), device)
-}
-
-/// Mean cross-entropy over the batch, as `torch.nn.functional.cross_entropy` computes it.
-/// Returns a one-element tensor.
-pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    let log_probs = log_softmax(logits, 1);
-    log_probs.gather(1, labels.unsqueeze_dim(1)).mean().neg()
 }
 
 /// What the encoder computes before the classification head.
@@ -234,20 +209,6 @@ impl BertClassifier {
             config: config.clone(),
             skip_padding: true,
         }
-    }
-
-    /// A randomly initialised classifier, as transformers initialises a new
-    /// `BertForSequenceClassification`: every linear and embedding weight drawn from
-    /// N(0, initializer_range), biases zero, LayerNorm weight one and bias zero, the padding
-    /// token's embedding zero. The same seed gives the same weights on every device.
-    pub fn init(config: &BertConfig, num_labels: usize, seed: u64, device: &Device) -> Self {
-        let mut source = crate::naming::SeededInit::new(config, seed);
-        crate::naming::fill_parameters(
-            Self::skeleton(config, num_labels, device),
-            &mut source,
-            device,
-        )
-        .expect("seeded initialisation cannot fail")
     }
 
     /// The config the network was built from.
@@ -435,36 +396,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_become_row_major_tensors_and_labels() {
-        let batch = tasks::Batch {
-            input_ids: vec![101, 7, 102, 101, 102, 0],
-            attention_mask: vec![1, 1, 1, 1, 1, 0],
-            token_type_ids: vec![0; 6],
-            labels: vec![1, 0],
-            lengths: vec![3, 2],
-            source_indices: vec![10, 4],
-            batch_size: 2,
-            seq_len: 3,
-        };
-        let device = Device::flex();
-        let input = BertInput::from_batch(&batch, &device);
-        assert_eq!(input.input_ids.dims(), [2, 3]);
-        let mask: Vec<i64> = input
-            .attention_mask
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec()
-            .unwrap();
-        assert_eq!(mask, batch.attention_mask);
-        let labels: Vec<i64> = labels_tensor(&batch, &device)
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec()
-            .unwrap();
-        assert_eq!(labels, [1, 0]);
-    }
-
-    #[test]
     fn skipping_padding_changes_no_logit_or_gradient() {
         let config = BertConfig::from_json(
             r#"{"vocab_size": 32, "hidden_size": 16, "num_hidden_layers": 2,
@@ -488,7 +419,8 @@ mod tests {
         let input = BertInput::new(ids, mask, vec![0; 4 * seq_len], [4, seq_len], &device);
         assert_eq!(input.packing.as_ref().map(Packing::group_count), Some(2));
         let run = |skip_padding| {
-            let model = BertClassifier::init(&config, 3, 11, &device)
+            let model = config
+                .init(3, 11, &device)
                 .without_dropout()
                 .with_skip_padding(skip_padding);
             let logits = model.forward(&input);
@@ -520,18 +452,5 @@ mod tests {
                 tensor.name
             );
         }
-    }
-
-    #[test]
-    fn cross_entropy_is_the_mean_negative_log_likelihood() {
-        let device = Device::flex();
-        let logits = Tensor::<2>::from_data(
-            TensorData::new(vec![0.0f32, 0.0, 2.0, 0.0], [2, 2]),
-            &device,
-        );
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
-        let loss: f32 = cross_entropy(logits, labels).into_scalar();
-        let expected = (2f32.ln() + (1.0 + 2f32.exp()).ln()) / 2.0;
-        assert!((loss - expected).abs() < 1e-6, "{loss} vs {expected}");
     }
 }

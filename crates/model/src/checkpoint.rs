@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::Path;
 
-use dataset::LabelSet;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +43,7 @@ impl CheckpointMeta {
 
 /// Writes `model` to the directory `out` so that `transformers` loads it with
 /// `BertForSequenceClassification.from_pretrained(out)`: config.json (with `num_labels`,
-/// `id2label`, `label2id` from `labels`), model.safetensors under transformers' names, the
+/// `id2label`, `label2id` from the label names `labels`, in id order), model.safetensors under transformers' names, the
 /// tokenizer files of `source`, and [`METADATA_FILE`]. `extra` may add files to the same
 /// directory (e.g. optimizer state) before it appears.
 ///
@@ -53,13 +52,13 @@ impl CheckpointMeta {
 pub fn save_checkpoint(
     model: &BertClassifier,
     source: &ModelDir,
-    labels: &LabelSet,
+    labels: &[String],
     meta: &CheckpointMeta,
     out: &Path,
     extra: impl FnOnce(&Path) -> io::Result<()>,
 ) -> Result<(), ModelError> {
     let mut config = model.config().clone();
-    config.set_labels(labels.names());
+    config.set_labels(labels);
     let config_json = serde_json::to_vec_pretty(&config).expect("a config serialises");
     let meta_json = serde_json::to_vec_pretty(meta).expect("metadata serialises");
     let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = model

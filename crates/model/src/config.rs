@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::bert::BertClassifier;
 use crate::error::ModelError;
 
 /// The activation of the feed-forward blocks, from `hidden_act`.
@@ -227,6 +229,21 @@ impl BertConfig {
             .enumerate()
             .all(|(position, (id, _))| position == *id)
             .then(|| by_id.into_iter().map(|(_, name)| name.clone()).collect())
+    }
+
+    /// A randomly initialised classifier of `num_labels` labels on `device` (Burn's
+    /// `XConfig::init` idiom), as transformers initialises a new
+    /// `BertForSequenceClassification`: every linear and embedding weight drawn from
+    /// N(0, initializer_range), biases zero, LayerNorm weight one and bias zero, the padding
+    /// token's embedding zero. The same seed gives the same weights on every device.
+    pub fn init(&self, num_labels: usize, seed: u64, device: &Device) -> BertClassifier {
+        let mut source = crate::naming::SeededInit::new(self, seed);
+        crate::naming::fill_parameters(
+            BertClassifier::skeleton(self, num_labels, device),
+            &mut source,
+            device,
+        )
+        .expect("seeded initialisation cannot fail")
     }
 
     /// Sets `num_labels`, `id2label` and `label2id` (and the architecture) for a classifier

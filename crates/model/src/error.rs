@@ -82,7 +82,7 @@ pub enum ModelError {
     /// A checkpoint of this project was trained for other labels than the data has.
     #[error(
         "checkpoint `{path}` classifies {found:?} but the data's labels are {expected:?}: \
-         use a checkpoint made for these labels, or start from a base model (e.g. --bert-model bert-base-uncased)"
+         use a checkpoint made for these labels, or start from a base model (e.g. bert-base-uncased)"
     )]
     LabelMismatch {
         /// The checkpoint directory.

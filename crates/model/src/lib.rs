@@ -5,15 +5,19 @@
 //! - [`BertClassifier`]: embeddings (word + position + token type, LayerNorm) → post-norm
 //!   encoder with exact (erf) GELU → tanh pooler on [CLS] → dropout → linear head.
 //!   [`BertClassifier::forward`] gives logits, [`BertClassifier::encode`] the hidden states and
-//!   pooled output, [`BertClassifier::classify`] the head alone (for ANIL); [`cross_entropy`] is
-//!   PyTorch's mean cross-entropy.
+//!   pooled output, [`BertClassifier::classify`] the head alone (for ANIL).
 //! - [`resolve_model`] finds a model (local directory, our checkpoint, or Hugging Face id via
-//!   the hub cache), [`load_classifier`] loads it (`model.safetensors` or `pytorch_model.bin`),
+//!   the hub cache), [`load_classifier`] loads it for the label names it is given
+//!   (`model.safetensors` or `pytorch_model.bin`),
 //!   [`save_checkpoint`] writes a directory transformers loads, atomically. A directory without
 //!   weights opens only as a [`ConfigDir`], and [`random_classifier`] gives it random weights
 //!   (for benchmarks).
-//! - [`BackendKind`] turns `--backend` into a [`burn::tensor::Device`]: the one place a device
-//!   is made.
+//! - [`BackendKind`] turns a backend name into a [`burn::tensor::Device`]: the one place a
+//!   device is made. No GPU backend is compiled in unless asked for (features `wgpu`, `cuda`,
+//!   `tch`).
+//!
+//! The crate is a leaf of the workspace: labels go in and out as names, inputs as token ids
+//! ([`BertInput`]); it knows nothing of review files, tokenisers or few-shot tasks.
 //!
 //! # Where this differs from PyTorch
 //!
@@ -42,7 +46,8 @@
 //!
 //! ```
 //! use burn::tensor::{Device, Int, Tensor, TensorData};
-//! use model::{BertClassifier, BertConfig, BertInput, cross_entropy};
+//! use burn::nn::loss::CrossEntropyLossConfig;
+//! use model::{BertClassifier, BertConfig, BertInput};
 //!
 //! let config = BertConfig::from_json(
 //!     r#"{"vocab_size": 100, "hidden_size": 16, "num_hidden_layers": 2,
@@ -50,7 +55,7 @@
 //! )
 //! .unwrap();
 //! let device = Device::flex().autodiff();
-//! let model = BertClassifier::init(&config, 2, 42, &device).without_dropout();
+//! let model = config.init(2, 42, &device).without_dropout();
 //! // Two texts of 3 tokens, the second padded.
 //! let input = BertInput::new(
 //!     vec![1, 5, 2, 1, 7, 0],
@@ -62,7 +67,8 @@
 //! let logits = model.forward(&input);
 //! assert_eq!(logits.dims(), [2, 2]);
 //! let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
-//! let gradients = cross_entropy(logits, labels).backward();
+//! let loss = CrossEntropyLossConfig::new().init(&device).forward(logits, labels);
+//! let gradients = loss.backward();
 //! assert_eq!(model.named_gradients(&gradients).len(), model.state_dict().len());
 //! ```
 
@@ -80,7 +86,7 @@ mod packing;
 mod weights;
 
 pub use backend::{BackendError, BackendKind};
-pub use bert::{BertClassifier, BertInput, BertOutput, cross_entropy, labels_tensor};
+pub use bert::{BertClassifier, BertInput, BertOutput};
 pub use checkpoint::{CheckpointMeta, METADATA_FILE, save_checkpoint};
 pub use config::{Activation, BertConfig};
 pub use dropout::seed_dropout;

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use dataset::LabelSet;
 
 use crate::bert::BertClassifier;
 use crate::error::ModelError;
@@ -106,7 +105,7 @@ impl ParamSource for FileSource {
     }
 }
 
-/// Loads the classifier in `dir` for `labels`.
+/// Loads the classifier in `dir` for the label names `labels` (in id order).
 ///
 /// The encoder must be complete and shaped as config.json says. The pooler and the head are
 /// taken from the weights when present with the right shape; otherwise they are initialised
@@ -114,17 +113,16 @@ impl ParamSource for FileSource {
 /// project must have been trained for exactly `labels`.
 pub fn load_classifier(
     dir: &ModelDir,
-    labels: &LabelSet,
+    labels: &[String],
     seed: u64,
     device: &Device,
 ) -> Result<(BertClassifier, LoadReport), ModelError> {
-    let names = labels.names();
     if dir.checkpoint.is_some() {
         let found = dir.config.label_names().unwrap_or_default();
-        if found != names {
+        if found != labels {
             return Err(ModelError::LabelMismatch {
                 path: dir.root.clone(),
-                expected: names.to_vec(),
+                expected: labels.to_vec(),
                 found,
             });
         }
@@ -132,7 +130,7 @@ pub fn load_classifier(
     let file = WeightFile::open(&dir.weights)?;
     let prefixed = file.names().any(|name| name.starts_with("bert."));
     let mut config = dir.config.clone();
-    config.set_labels(names);
+    config.set_labels(labels);
     let mut source = FileSource {
         file,
         prefixed,
@@ -140,7 +138,7 @@ pub fn load_classifier(
         used: HashSet::new(),
         initialized: Vec::new(),
     };
-    let skeleton = BertClassifier::skeleton(&config, names.len(), device);
+    let skeleton = BertClassifier::skeleton(&config, labels.len(), device);
     let model = fill_parameters(skeleton, &mut source, device)?;
     let mut unused: Vec<String> = source
         .file
@@ -162,15 +160,15 @@ pub fn load_classifier(
 }
 
 /// A classifier for `labels` with the sizes of `dir`'s config.json and random weights drawn from
-/// `seed` as transformers initialises a new model (see [`BertClassifier::init`]). Nothing is
+/// `seed` as transformers initialises a new model (see [`crate::BertConfig::init`]). Nothing is
 /// learned: for measuring speed and memory, e.g. of a bert-base-sized config without its weights.
 pub fn random_classifier(
     dir: &ConfigDir,
-    labels: &LabelSet,
+    labels: &[String],
     seed: u64,
     device: &Device,
 ) -> BertClassifier {
     let mut config = dir.config.clone();
-    config.set_labels(labels.names());
-    BertClassifier::init(&config, labels.len(), seed, device)
+    config.set_labels(labels);
+    config.init(labels.len(), seed, device)
 }

@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn names_and_shapes_are_transformers() {
-        let model = BertClassifier::init(&tiny_config(), 3, 1, &Device::flex());
+        let model = tiny_config().init(3, 1, &Device::flex());
         let state = model.state_dict();
         let names: Vec<&str> = state.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names.len(), 5 + 2 * 16 + 2 + 2);
@@ -347,9 +347,9 @@ mod tests {
     #[test]
     fn seeded_init_is_transformers_and_reproducible() {
         let config = tiny_config();
-        let a = BertClassifier::init(&config, 2, 7, &Device::flex()).state_dict();
-        let b = BertClassifier::init(&config, 2, 7, &Device::flex()).state_dict();
-        let c = BertClassifier::init(&config, 2, 8, &Device::flex()).state_dict();
+        let a = config.init(2, 7, &Device::flex()).state_dict();
+        let b = config.init(2, 7, &Device::flex()).state_dict();
+        let c = config.init(2, 8, &Device::flex()).state_dict();
         for ((x, y), z) in a.iter().zip(&b).zip(&c) {
             assert_eq!(x.values, y.values, "{} differs for one seed", x.name);
             if x.name.ends_with("dense.weight") {

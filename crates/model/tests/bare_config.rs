@@ -3,7 +3,6 @@
 //! `random_classifier`.
 
 use burn::tensor::Device;
-use dataset::LabelSet;
 use model::{BertInput, ConfigDir, HubOptions, ModelDir, ModelError, random_classifier};
 
 #[test]
@@ -45,12 +44,12 @@ fn a_random_classifier_has_the_config_sizes_and_runs_forward() {
     let tmp = tempfile::tempdir().unwrap();
     test_support::write_bare_tiny_config(tmp.path());
     let dir = ConfigDir::open(tmp.path()).unwrap();
-    let labels = LabelSet::sentiment();
+    let labels = test_support::sentiment_labels();
     let device = Device::flex();
     let model = random_classifier(&dir, &labels, 3, &device);
     assert_eq!(model.num_labels(), 2);
     assert_eq!(model.config().hidden_size, 32);
-    assert_eq!(model.config().label_names(), Some(labels.names().to_vec()));
+    assert_eq!(model.config().label_names(), Some(labels.clone()));
     let state = model.state_dict();
     let embeddings = state
         .iter()

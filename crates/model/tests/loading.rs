@@ -5,25 +5,21 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use dataset::LabelSet;
 use model::{
     CheckpointMeta, HubOptions, ModelDir, ModelError, load_classifier, resolve_model,
     save_checkpoint,
 };
 
-fn tiny_labels() -> LabelSet {
-    LabelSet::new(vec!["negative".into(), "neutral".into(), "positive".into()]).unwrap()
-}
-
 /// The tiny fixture saved as one of our checkpoints (model.safetensors) in `parent/name`.
 fn tiny_checkpoint(parent: &Path, name: &str) -> PathBuf {
     let source = ModelDir::open(&test_support::tiny_bert_dir()).unwrap();
-    let (model, _) = load_classifier(&source, &tiny_labels(), 0, &Device::flex()).unwrap();
+    let (model, _) =
+        load_classifier(&source, &test_support::tiny_labels(), 0, &Device::flex()).unwrap();
     let out = parent.join(name);
     save_checkpoint(
         &model,
         &source,
-        &tiny_labels(),
+        &test_support::tiny_labels(),
         &CheckpointMeta::default(),
         &out,
         |_| Ok(()),
@@ -32,7 +28,7 @@ fn tiny_checkpoint(parent: &Path, name: &str) -> PathBuf {
     out
 }
 
-fn load_error(dir: &Path, labels: &LabelSet) -> ModelError {
+fn load_error(dir: &Path, labels: &[String]) -> ModelError {
     let dir = ModelDir::open(dir).unwrap();
     load_classifier(&dir, labels, 0, &Device::flex()).expect_err("loading must fail")
 }
@@ -58,7 +54,7 @@ fn truncated_or_corrupt_safetensors_is_named() {
     let weights = dir.join("model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
-    let error = load_error(&dir, &tiny_labels());
+    let error = load_error(&dir, &test_support::tiny_labels());
     assert!(
         matches!(error, ModelError::CorruptWeights { .. }),
         "{error}"
@@ -70,7 +66,7 @@ fn truncated_or_corrupt_safetensors_is_named() {
     let mut garbled = bytes.clone();
     garbled[8..40].fill(b'#');
     std::fs::write(&weights, &garbled).unwrap();
-    let error = load_error(&dir, &tiny_labels());
+    let error = load_error(&dir, &test_support::tiny_labels());
     assert!(
         matches!(error, ModelError::CorruptWeights { .. }),
         "{error}"
@@ -88,7 +84,7 @@ fn config_sizes_that_disagree_with_the_weights_name_tensor_and_shapes() {
         text.replace("\"hidden_size\": 32", "\"hidden_size\": 64"),
     )
     .unwrap();
-    let error = load_error(&dir, &tiny_labels());
+    let error = load_error(&dir, &test_support::tiny_labels());
     let ModelError::ShapeMismatch {
         name,
         expected,
@@ -118,7 +114,7 @@ fn a_missing_encoder_tensor_is_an_error_and_a_missing_pooler_is_initialised() {
     filter_weights(&dir, |name| {
         !name.contains("layer.1.attention.self.value.weight")
     });
-    let error = load_error(&dir, &tiny_labels());
+    let error = load_error(&dir, &test_support::tiny_labels());
     assert!(
         matches!(&error, ModelError::MissingTensor { name, .. } if name == "encoder.layer.1.attention.self.value.weight"),
         "{error}"
@@ -127,7 +123,8 @@ fn a_missing_encoder_tensor_is_an_error_and_a_missing_pooler_is_initialised() {
     let dir = tiny_checkpoint(tmp.path(), "no-pooler");
     filter_weights(&dir, |name| !name.contains("pooler"));
     let dir = ModelDir::open(&dir).unwrap();
-    let (_, report) = load_classifier(&dir, &tiny_labels(), 0, &Device::flex()).unwrap();
+    let (_, report) =
+        load_classifier(&dir, &test_support::tiny_labels(), 0, &Device::flex()).unwrap();
     assert_eq!(
         report.initialized,
         ["bert.pooler.dense.weight", "bert.pooler.dense.bias"]
@@ -138,7 +135,7 @@ fn a_missing_encoder_tensor_is_an_error_and_a_missing_pooler_is_initialised() {
 fn a_checkpoint_for_other_labels_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_checkpoint(tmp.path(), "ckpt");
-    let error = load_error(&dir, &LabelSet::sentiment());
+    let error = load_error(&dir, &test_support::sentiment_labels());
     let ModelError::LabelMismatch {
         expected, found, ..
     } = &error
@@ -154,7 +151,7 @@ fn a_base_model_with_another_head_gets_a_new_head() {
     // for 2 labels the head is initialised from the seed, the encoder still loaded.
     let dir = ModelDir::open(&test_support::tiny_bert_dir()).unwrap();
     let (model, report) =
-        load_classifier(&dir, &LabelSet::sentiment(), 0, &Device::flex()).unwrap();
+        load_classifier(&dir, &test_support::sentiment_labels(), 0, &Device::flex()).unwrap();
     assert_eq!(model.num_labels(), 2);
     assert_eq!(report.initialized, ["classifier.weight", "classifier.bias"]);
     assert_eq!(report.unused, ["classifier.bias", "classifier.weight"]);
@@ -205,14 +202,13 @@ fn hub_ids_download_into_the_cache_and_load_offline_afterwards() {
     };
     let dir = resolve_model("meta-bert/tiny-bert", &offline).unwrap();
     let device = Device::flex();
-    let (model, _) = load_classifier(&dir, &tiny_labels(), 0, &device).unwrap();
-    let batch = &golden["batch"];
-    let ids = test_support::flatten_i64(&batch["input_ids"]);
+    let (model, _) = load_classifier(&dir, &test_support::tiny_labels(), 0, &device).unwrap();
+    let batch = test_support::golden_batch(&golden["batch"]);
     let input = model::BertInput::new(
-        ids.clone(),
-        test_support::flatten_i64(&batch["attention_mask"]),
-        test_support::flatten_i64(&batch["token_type_ids"]),
-        [4, ids.len() / 4],
+        batch.input_ids,
+        batch.attention_mask,
+        batch.token_type_ids,
+        batch.shape,
         &device,
     );
     let logits: Vec<f64> = model

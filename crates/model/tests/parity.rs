@@ -3,12 +3,12 @@
 //! loading a base model without head or prefix, a `pytorch_model.bin` of another size, and
 //! save → reload.
 
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use dataset::LabelSet;
 use model::{
-    BertClassifier, BertInput, CheckpointMeta, HubOptions, ModelDir, cross_entropy,
-    load_classifier, resolve_model, save_checkpoint,
+    BertClassifier, BertInput, CheckpointMeta, HubOptions, ModelDir, load_classifier,
+    resolve_model, save_checkpoint,
 };
 use serde_json::Value;
 use test_support::{assert_close, assert_rel, flatten_f64, flatten_i64};
@@ -17,37 +17,41 @@ use test_support::{assert_close, assert_rel, flatten_f64, flatten_i64};
 const FORWARD_ABS: f64 = 1e-4;
 const TRAINING_REL: f64 = 1e-3;
 
-fn input(batch: &Value, device: &Device) -> (BertInput, Tensor<1, Int>) {
-    let ids = flatten_i64(&batch["input_ids"]);
-    let batch_size = batch["input_ids"].as_array().unwrap().len();
-    let seq_len = ids.len() / batch_size;
+fn input(golden: &Value, device: &Device) -> (BertInput, Tensor<1, Int>) {
+    let batch = test_support::golden_batch(&golden["batch"]);
+    let labels = Tensor::from_data(TensorData::new(batch.labels, [batch.shape[0]]), device);
     let input = BertInput::new(
-        ids,
-        flatten_i64(&batch["attention_mask"]),
-        flatten_i64(&batch["token_type_ids"]),
-        [batch_size, seq_len],
+        batch.input_ids,
+        batch.attention_mask,
+        batch.token_type_ids,
+        batch.shape,
         device,
     );
-    let labels = flatten_i64(&batch["labels"]);
-    let labels = Tensor::from_data(TensorData::new(labels, [batch_size]), device);
     (input, labels)
+}
+
+/// PyTorch's mean cross-entropy, as `BertForSequenceClassification` computes its loss.
+fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>, device: &Device) -> Tensor<1> {
+    CrossEntropyLossConfig::new()
+        .init(device)
+        .forward(logits, labels)
 }
 
 fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
     tensor.into_data().convert::<f64>().try_into_vec().unwrap()
 }
 
-fn load(dir: &ModelDir, labels: &LabelSet, device: &Device) -> BertClassifier {
+fn load(dir: &ModelDir, labels: &[String], device: &Device) -> BertClassifier {
     load_classifier(dir, labels, 0, device).unwrap().0
 }
 
 fn golden_model(device: &Device) -> BertClassifier {
     let dir = ModelDir::open(&test_support::golden_checkpoint_dir()).unwrap();
-    load(&dir, &LabelSet::sentiment(), device)
+    load(&dir, &test_support::sentiment_labels(), device)
 }
 
 fn check_hidden_and_pooler(model: &BertClassifier, golden: &Value, device: &Device) {
-    let (input, _) = input(&golden["batch"], device);
+    let (input, _) = input(&golden, device);
     let output = model.encode(&input);
     let forward = &golden["forward"];
     let [batch, seq_len, hidden] = output.last_hidden_state.dims();
@@ -97,7 +101,7 @@ fn forward_matches_transformers() {
     let device = Device::flex();
     let model = golden_model(&device);
     check_hidden_and_pooler(&model, &golden, &device);
-    let (input, _) = input(&golden["batch"], &device);
+    let (input, _) = input(&golden, &device);
     assert_close(
         &values(model.forward(&input)),
         &flatten_f64(&golden["forward"]["logits"]),
@@ -140,8 +144,8 @@ fn backward_matches_transformers() {
     let expected = &golden["backward"];
     let device = Device::flex().autodiff();
     let model = golden_model(&device).without_dropout();
-    let (input, labels) = input(&golden["batch"], &device);
-    let loss = cross_entropy(model.forward(&input), labels);
+    let (input, labels) = input(&golden, &device);
+    let loss = cross_entropy(model.forward(&input), labels, &device);
     assert_rel(
         values(loss.clone())[0],
         expected["loss"].as_f64().unwrap(),
@@ -207,12 +211,12 @@ fn three_adam_steps_match_pytorch() {
         .with_beta_2(0.999)
         .with_epsilon(1e-8)
         .init();
-    let (input, labels) = input(&golden["batch"], &device);
+    let (input, labels) = input(&golden, &device);
     for (step, golden_loss) in flatten_f64(&expected["losses_before_each_step"])
         .iter()
         .enumerate()
     {
-        let loss = cross_entropy(model.forward(&input), labels.clone());
+        let loss = cross_entropy(model.forward(&input), labels.clone(), &device);
         assert_rel(
             values(loss.clone())[0],
             *golden_loss,
@@ -238,7 +242,8 @@ fn base_model_without_prefix_or_head_gives_golden_encoder_outputs() {
     let golden = test_support::minilm_golden();
     let device = Device::flex();
     let base = ModelDir::open(&test_support::minilm_dir()).unwrap();
-    let (model, report) = load_classifier(&base, &LabelSet::sentiment(), 3, &device).unwrap();
+    let (model, report) =
+        load_classifier(&base, &test_support::sentiment_labels(), 3, &device).unwrap();
     assert_eq!(report.initialized, ["classifier.weight", "classifier.bias"]);
     assert!(report.unused.is_empty(), "{:?}", report.unused);
     check_hidden_and_pooler(&model, &golden, &device);
@@ -247,7 +252,7 @@ fn base_model_without_prefix_or_head_gives_golden_encoder_outputs() {
     let head = golden_model(&device).state_dict();
     let tensor = |name: &str| head.iter().find(|t| t.name == name).unwrap().clone();
     let (weight, bias) = (tensor("classifier.weight"), tensor("classifier.bias"));
-    let (input, _) = input(&golden["batch"], &device);
+    let (input, _) = input(&golden, &device);
     let pooled = values(model.encode(&input).pooler_output);
     let hidden = weight.shape[1];
     let logits: Vec<f64> = pooled
@@ -276,10 +281,6 @@ fn base_model_without_prefix_or_head_gives_golden_encoder_outputs() {
     );
 }
 
-fn tiny_labels() -> LabelSet {
-    LabelSet::new(vec!["negative".into(), "neutral".into(), "positive".into()]).unwrap()
-}
-
 /// A second size (2 layers, width 32, 4 heads, 3 labels) read from `pytorch_model.bin`.
 #[test]
 fn tiny_pytorch_bin_matches_transformers() {
@@ -291,10 +292,10 @@ fn tiny_pytorch_bin_matches_transformers() {
     )
     .unwrap();
     assert!(dir.weights.ends_with("pytorch_model.bin"));
-    let (model, report) = load_classifier(&dir, &tiny_labels(), 0, &device).unwrap();
+    let (model, report) = load_classifier(&dir, &test_support::tiny_labels(), 0, &device).unwrap();
     assert!(report.initialized.is_empty(), "{:?}", report.initialized);
     assert_eq!(model.config().hidden_size, 32);
-    let (input, _) = input(&golden["batch"], &device);
+    let (input, _) = input(&golden, &device);
     assert_close(
         &values(model.forward(&input)),
         &flatten_f64(&golden["logits"]),
@@ -309,7 +310,7 @@ fn save_then_reload_gives_identical_logits() {
     let golden = test_support::tiny_bert_golden();
     let device = Device::flex();
     let source = ModelDir::open(&test_support::tiny_bert_dir()).unwrap();
-    let labels = tiny_labels();
+    let labels = test_support::tiny_labels();
     let (model, _) = load_classifier(&source, &labels, 0, &device).unwrap();
     let out = tempfile::tempdir().unwrap();
     let checkpoint = out.path().join("checkpoint");
@@ -356,7 +357,7 @@ fn save_then_reload_gives_identical_logits() {
         report.initialized.is_empty() && report.unused.is_empty(),
         "{report:?}"
     );
-    let (input, _) = input(&golden["batch"], &device);
+    let (input, _) = input(&golden, &device);
     assert_eq!(
         values(model.forward(&input)),
         values(reloaded.forward(&input))

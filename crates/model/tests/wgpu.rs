@@ -3,9 +3,8 @@
 //! test fails, naming what to install, unless `METABERT_SKIP_WGPU=1`.
 #![cfg(feature = "wgpu")]
 
-use dataset::LabelSet;
 use model::{BackendKind, BertInput, ModelDir, load_classifier};
-use test_support::{assert_close, flatten_f64, flatten_i64};
+use test_support::{assert_close, flatten_f64};
 
 #[test]
 fn wgpu_forward_matches_transformers() {
@@ -18,18 +17,15 @@ fn wgpu_forward_matches_transformers() {
         Err(error) => panic!("{error} (set METABERT_SKIP_WGPU=1 to skip this test)"),
     };
     let golden = test_support::tiny_bert_golden();
-    let labels =
-        LabelSet::new(vec!["negative".into(), "neutral".into(), "positive".into()]).unwrap();
+    let labels = test_support::tiny_labels();
     let dir = ModelDir::open(&test_support::tiny_bert_dir()).unwrap();
     let (model, _) = load_classifier(&dir, &labels, 0, &device).unwrap();
-    let batch = &golden["batch"];
-    let ids = flatten_i64(&batch["input_ids"]);
-    let batch_size = batch["input_ids"].as_array().unwrap().len();
+    let batch = test_support::golden_batch(&golden["batch"]);
     let input = BertInput::new(
-        ids.clone(),
-        flatten_i64(&batch["attention_mask"]),
-        flatten_i64(&batch["token_type_ids"]),
-        [batch_size, ids.len() / batch_size],
+        batch.input_ids,
+        batch.attention_mask,
+        batch.token_type_ids,
+        batch.shape,
         &device,
     );
     let logits: Vec<f64> = model

@@ -1,11 +1,11 @@
-//! Padding encoded reviews into rectangular batches, and choosing which reviews share a batch.
+//! Padding encoded reviews into rectangular batches.
 
 use std::fmt;
 use std::str::FromStr;
 
-use rand::Rng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+
+use crate::DEFAULT_MAX_SEQ_LEN;
 
 /// A tokenised review: what a model needs of it, plus its label and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +64,27 @@ impl fmt::Display for Padding {
             Self::Longest => "longest",
             Self::Max => "max",
         })
+    }
+}
+
+/// How encoded reviews are collated: what a text model needs besides which reviews share a
+/// batch. Serialised with the experiment's settings (`padding`, `max_seq_len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collation {
+    /// Pad each batch to its longest review, or every review to `max_seq_len`.
+    pub padding: Padding,
+    /// The length [`Padding::Max`] pads to, and the longest review a batch may hold (reviews are
+    /// already truncated to it by the encoder).
+    pub max_seq_len: usize,
+}
+
+impl Default for Collation {
+    /// The reference's: each batch padded to its longest review, at most 256 tokens.
+    fn default() -> Self {
+        Self {
+            padding: Padding::Longest,
+            max_seq_len: DEFAULT_MAX_SEQ_LEN,
+        }
     }
 }
 
@@ -156,74 +177,8 @@ pub fn collate(
     batch
 }
 
-/// How [`plan_batches`] groups reviews into batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BatchOrder {
-    /// The reference: shuffle, then cut into consecutive batches.
-    Shuffled,
-    /// Sort by length (ties in random order), cut into batches, shuffle the order of the batches:
-    /// reviews of similar length share a batch, so padding to the longest wastes little.
-    LengthBucketed,
-}
-
-impl FromStr for BatchOrder {
-    type Err = String;
-
-    /// `shuffled` or `length-bucketed`.
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        match value {
-            "shuffled" => Ok(Self::Shuffled),
-            "length-bucketed" => Ok(Self::LengthBucketed),
-            other => Err(format!(
-                "unknown batch order {other:?}: use \"shuffled\" or \"length-bucketed\""
-            )),
-        }
-    }
-}
-
-impl fmt::Display for BatchOrder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Shuffled => "shuffled",
-            Self::LengthBucketed => "length-bucketed",
-        })
-    }
-}
-
-/// Splits `items` into batches of `batch_size` (the last may be smaller), returned as
-/// positions into `items`; every position appears exactly once.
-///
-/// # Panics
-/// If `batch_size` is 0 (callers validate their batch-size flags).
-pub fn plan_batches<R: Rng + ?Sized>(
-    items: &[&EncodedReview],
-    batch_size: usize,
-    order: BatchOrder,
-    rng: &mut R,
-) -> Vec<Vec<usize>> {
-    assert!(batch_size > 0, "batch size must be at least 1");
-    let mut positions: Vec<usize> = (0..items.len()).collect();
-    positions.shuffle(rng);
-    if order == BatchOrder::LengthBucketed {
-        // Stable, so equal lengths keep the shuffled order.
-        positions.sort_by_key(|&position| items[position].len());
-    }
-    let mut batches: Vec<Vec<usize>> = positions
-        .chunks(batch_size)
-        .map(<[usize]>::to_vec)
-        .collect();
-    if order == BatchOrder::LengthBucketed {
-        batches.shuffle(rng);
-    }
-    batches
-}
-
 #[cfg(test)]
 mod tests {
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-
     use super::*;
 
     fn review(len: usize, source_index: usize) -> EncodedReview {
@@ -264,69 +219,10 @@ mod tests {
         assert!(batch.input_ids.is_empty());
     }
 
-    fn covers_every_position_once(batches: &[Vec<usize>], n: usize) {
-        let mut all: Vec<usize> = batches.concat();
-        all.sort_unstable();
-        assert_eq!(all, (0..n).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn shuffled_batches_cover_every_item_once() {
-        let reviews: Vec<EncodedReview> = (0..10).map(|i| review(i % 4 + 1, i)).collect();
-        let items: Vec<&EncodedReview> = reviews.iter().collect();
-        let batches = plan_batches(
-            &items,
-            3,
-            BatchOrder::Shuffled,
-            &mut ChaCha8Rng::seed_from_u64(1),
-        );
-        assert_eq!(
-            batches.iter().map(Vec::len).collect::<Vec<_>>(),
-            [3, 3, 3, 1]
-        );
-        covers_every_position_once(&batches, 10);
-    }
-
-    #[test]
-    fn length_bucketed_batches_group_similar_lengths() {
-        let reviews: Vec<EncodedReview> = (0..12).map(|i| review(i * 7 % 12 + 1, i)).collect();
-        let items: Vec<&EncodedReview> = reviews.iter().collect();
-        let batches = plan_batches(
-            &items,
-            4,
-            BatchOrder::LengthBucketed,
-            &mut ChaCha8Rng::seed_from_u64(2),
-        );
-        covers_every_position_once(&batches, 12);
-        let mut length_ranges: Vec<(usize, usize)> = batches
-            .iter()
-            .map(|batch| {
-                let lengths = batch.iter().map(|&p| items[p].len());
-                (lengths.clone().min().unwrap(), lengths.max().unwrap())
-            })
-            .collect();
-        length_ranges.sort_unstable();
-        assert_eq!(length_ranges, [(1, 4), (5, 8), (9, 12)]);
-    }
-
-    #[test]
-    fn same_rng_seed_gives_same_plan() {
-        let reviews: Vec<EncodedReview> = (0..20).map(|i| review(i % 5 + 1, i)).collect();
-        let items: Vec<&EncodedReview> = reviews.iter().collect();
-        for order in [BatchOrder::Shuffled, BatchOrder::LengthBucketed] {
-            let plan = |seed| plan_batches(&items, 4, order, &mut ChaCha8Rng::seed_from_u64(seed));
-            assert_eq!(plan(3), plan(3));
-            assert_ne!(plan(3), plan(4));
-        }
-    }
-
     #[test]
     fn option_names_round_trip() {
         for padding in [Padding::Longest, Padding::Max] {
             assert_eq!(padding.to_string().parse::<Padding>(), Ok(padding));
-        }
-        for order in [BatchOrder::Shuffled, BatchOrder::LengthBucketed] {
-            assert_eq!(order.to_string().parse::<BatchOrder>(), Ok(order));
         }
         assert!("wide".parse::<Padding>().is_err());
     }

@@ -23,7 +23,7 @@ pub enum TaskError {
     EmptyPool,
     /// A model directory with neither `tokenizer.json` nor `vocab.txt`.
     #[error(
-        "model directory {dir} has neither tokenizer.json nor vocab.txt; point --bert-model at a BERT model directory"
+        "model directory {dir} has neither tokenizer.json nor vocab.txt: a BERT model directory has one of them"
     )]
     NoTokenizer {
         /// The directory.
@@ -45,8 +45,8 @@ pub enum TaskError {
         /// The token, e.g. `[PAD]`.
         token: &'static str,
     },
-    /// A `--max-seq-len` that cannot be used.
-    #[error("invalid --max-seq-len {value}: {reason}")]
+    /// A longest-sequence setting that cannot be used.
+    #[error("invalid maximum sequence length {value}: {reason}")]
     InvalidMaxSeqLen {
         /// The value given.
         value: usize,
@@ -60,5 +60,29 @@ pub enum TaskError {
         what: String,
         /// The tokenizer's message.
         message: String,
+    },
+    /// A training index that the review set does not have.
+    #[error("training index {index} is out of range: the review set has {len} reviews")]
+    IndexOutOfRange {
+        /// The offending index.
+        index: usize,
+        /// How many reviews there are.
+        len: usize,
+    },
+    /// A training domain is too small to hold out validation episodes and still meta-train.
+    #[error(
+        "training domain `{domain}` has {available} reviews, but holding out {held_out} for \
+         validation leaves fewer than the {needed} an episode needs: hold out fewer validation \
+         tasks or use smaller episodes"
+    )]
+    ValidationDomainTooSmall {
+        /// The domain.
+        domain: String,
+        /// Its reviews among the training indices.
+        available: usize,
+        /// Reviews the validation episodes take.
+        held_out: usize,
+        /// Reviews one episode needs (support + query).
+        needed: usize,
     },
 }

@@ -5,15 +5,14 @@
 //! the same seed gives the same tasks on any machine; its [`SamplerState`] saves and restores the
 //! stream for resumed runs. [`test_episodes`] builds the fixed test tasks. [`TextEncoder`]
 //! tokenises with a model directory's tokenizer, truncating instead of failing on long reviews;
-//! [`collate`] pads encoded reviews into a [`Batch`] and [`plan_batches`] decides which reviews
-//! share one.
+//! [`collate`] pads encoded reviews into a [`Batch`] as a [`Collation`] says.
+//! [`hold_out_validation`] sets validation episodes aside from the training reviews.
 //!
 //! # Example
 //!
 //! ```
 //! use dataset::ReviewSet;
-//! use rand::SeedableRng;
-//! use tasks::{BatchOrder, DomainSampling, EpisodeConfig, EpisodeSampler, Padding, TextEncoder};
+//! use tasks::{DomainSampling, EpisodeConfig, EpisodeSampler, Padding, TextEncoder};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("reviews.csv");
@@ -38,23 +37,21 @@
 //!     TextEncoder::from_model_dir(&test_support::minilm_dir(), 8, Padding::Longest).unwrap();
 //! let encoded = encoder.encode_set(&set).unwrap();
 //! let support: Vec<_> = episode.support.iter().map(|&i| &encoded[i]).collect();
-//! let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-//! for positions in tasks::plan_batches(&support, 2, BatchOrder::LengthBucketed, &mut rng) {
-//!     let rows: Vec<_> = positions.iter().map(|&p| support[p]).collect();
-//!     let batch = encoder.collate(&rows);
-//!     assert_eq!(batch.input_ids.len(), batch.batch_size * batch.seq_len);
-//!     assert!(batch.seq_len <= 8);
-//! }
+//! let batch = encoder.collate(&support);
+//! assert_eq!(batch.input_ids.len(), batch.batch_size * batch.seq_len);
+//! assert!(batch.seq_len <= 8);
 //! ```
 
 mod batch;
 mod encode;
 mod episodes;
 mod error;
+mod validation;
 
-pub use batch::{Batch, BatchOrder, EncodedReview, Padding, collate, plan_batches};
+pub use batch::{Batch, Collation, EncodedReview, Padding, collate};
 pub use encode::{DEFAULT_MAX_SEQ_LEN, EncodedText, TextEncoder};
 pub use episodes::{
     DomainSampling, Episode, EpisodeConfig, EpisodeSampler, SamplerState, test_episodes,
 };
 pub use error::TaskError;
+pub use validation::{ValidationHoldout, hold_out_validation};

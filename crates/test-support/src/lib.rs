@@ -53,6 +53,47 @@ pub fn bert_base_config_dir() -> PathBuf {
     shared_dir().join("models/bert-base-uncased-config")
 }
 
+/// `["negative", "positive"]`: the label names of the MiniLM goldens and the review file.
+pub fn sentiment_labels() -> Vec<String> {
+    vec!["negative".into(), "positive".into()]
+}
+
+/// The three label names the tiny fixture checkpoint was made for.
+pub fn tiny_labels() -> Vec<String> {
+    vec!["negative".into(), "neutral".into(), "positive".into()]
+}
+
+/// A golden file's `batch` as row-major arrays (what `model::BertInput::new` takes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoldenBatch {
+    /// Token ids, `rows * seq_len`.
+    pub input_ids: Vec<i64>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Vec<i64>,
+    /// Segment ids.
+    pub token_type_ids: Vec<i64>,
+    /// One label id per row.
+    pub labels: Vec<i64>,
+    /// `[rows, seq_len]`.
+    pub shape: [usize; 2],
+}
+
+/// A batch of a golden file, e.g. `minilm_golden()["batch"]`.
+pub fn golden_batch(batch: &serde_json::Value) -> GoldenBatch {
+    let input_ids = flatten_i64(&batch["input_ids"]);
+    let rows = batch["input_ids"]
+        .as_array()
+        .expect("the golden batch's input_ids are rows")
+        .len();
+    GoldenBatch {
+        shape: [rows, input_ids.len() / rows],
+        input_ids,
+        attention_mask: flatten_i64(&batch["attention_mask"]),
+        token_type_ids: flatten_i64(&batch["token_type_ids"]),
+        labels: flatten_i64(&batch["labels"]),
+    }
+}
+
 /// The 2-label `BertForSequenceClassification` checkpoint that the goldens were computed on.
 pub fn golden_checkpoint_dir() -> PathBuf {
     shared_dir().join("fixtures/minilm-l6-golden/checkpoint")

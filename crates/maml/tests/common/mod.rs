@@ -4,11 +4,11 @@
 //! means which label is drawn per task, so no fixed classifier does better than chance.
 
 use burn::tensor::Device;
-use maml::{Batching, MetaConfig, Task};
+use maml::{Batching, InnerLoopConfig, MetaConfig, Task};
 use model::{BertClassifier, BertConfig};
 use rand::Rng;
 use rand::seq::index::sample;
-use tasks::EncodedReview;
+use tasks::{Collation, EncodedReview};
 
 const CLS: u32 = 1;
 const SEP: u32 = 2;
@@ -22,20 +22,18 @@ pub fn tiny_model(seed: u64, device: &Device) -> BertClassifier {
             "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 16}"#,
     )
     .expect("valid tiny config");
-    BertClassifier::init(&config, 2, seed, device)
+    config.init(2, seed, device)
 }
 
 /// Settings small enough for tests: 2 inner epochs over support batches of 4.
-pub fn tiny_config() -> MetaConfig {
-    let mut config = MetaConfig {
-        outer_lr: 3e-3,
-        ..MetaConfig::default()
-    };
-    config.inner.lr = 1e-2;
-    config.inner.epochs = 2;
-    config.inner.batching = Batching::shuffled(4);
-    config.inner.dropout = false;
-    config
+pub fn tiny_config() -> MetaConfig<Collation> {
+    MetaConfig::default().with_outer_lr(3e-3).with_inner(
+        InnerLoopConfig::default()
+            .with_lr(1e-2)
+            .with_epochs(2)
+            .with_batching(Batching::shuffled(4))
+            .with_dropout(false),
+    )
 }
 
 /// The reviews of one keyword task.
@@ -74,7 +72,7 @@ impl KeywordTask {
         }
     }
 
-    pub fn task(&self) -> Task<'_> {
+    pub fn task(&self) -> Task<'_, EncodedReview> {
         Task {
             domain: "keywords",
             support: self.support.iter().collect(),

@@ -1,0 +1,181 @@
+//! Meta-BERT's model: [`model::BertClassifier`] over tokenised reviews ([`tasks::EncodedReview`]),
+//! batched as a [`tasks::Collation`] says. Feature `bert`.
+
+use burn::tensor::{Device, Tensor};
+use model::{BertClassifier, BertInput};
+use tasks::{
+    Batch, Collation, EncodedReview, Episode, EpisodeSampler, Padding, SamplerState, collate,
+};
+
+use crate::{Classifier, Forward, MamlError, Task, TaskIndices, TaskSampler};
+
+impl Classifier for BertClassifier {
+    type Example = EncodedReview;
+    type BatchOptions = Collation;
+
+    fn label(example: &EncodedReview) -> usize {
+        example.label
+    }
+
+    fn length(example: &EncodedReview) -> usize {
+        example.len()
+    }
+
+    fn num_labels(&self) -> usize {
+        BertClassifier::num_labels(self)
+    }
+
+    fn check(&self, example: &EncodedReview, options: &Collation) -> Result<(), MamlError> {
+        let num_labels = BertClassifier::num_labels(self);
+        if example.label >= num_labels {
+            return Err(MamlError::LabelOutOfRange {
+                source_index: example.source_index,
+                label: example.label,
+                num_labels,
+            });
+        }
+        let max_seq_len = options.max_seq_len.min(self.max_sequence_length());
+        if example.len() > max_seq_len {
+            return Err(MamlError::TooLong {
+                source_index: example.source_index,
+                len: example.len(),
+                max_seq_len,
+            });
+        }
+        Ok(())
+    }
+
+    fn scoring_options(&self) -> Collation {
+        Collation {
+            padding: Padding::Longest,
+            max_seq_len: self.max_sequence_length(),
+        }
+    }
+
+    fn forward(
+        &self,
+        examples: &[&EncodedReview],
+        options: &Collation,
+        device: &Device,
+    ) -> Forward {
+        let batch = batch_of(self, examples, options);
+        Forward {
+            logits: BertClassifier::forward(self, &input(&batch, device)),
+            work: batch.padded_tokens(),
+        }
+    }
+
+    fn without_dropout(self) -> Self {
+        BertClassifier::without_dropout(self)
+    }
+
+    fn seed_dropout(seed: u64) {
+        model::seed_dropout(seed);
+    }
+
+    fn head_features(
+        &self,
+        examples: &[&EncodedReview],
+        options: &Collation,
+        device: &Device,
+    ) -> Option<Tensor<2>> {
+        let batch = batch_of(self, examples, options);
+        Some(self.pooled(&input(&batch, device)))
+    }
+
+    fn head_logits(&self, features: Tensor<2>) -> Option<Tensor<2>> {
+        Some(self.classify(features))
+    }
+}
+
+/// `examples` padded into one batch with `model`'s padding token.
+fn batch_of(model: &BertClassifier, examples: &[&EncodedReview], options: &Collation) -> Batch {
+    let pad_id = model.config().pad_token_id.unwrap_or(0);
+    collate(
+        examples,
+        options.padding,
+        options.max_seq_len,
+        u32::try_from(pad_id).expect("token ids fit in u32"),
+    )
+}
+
+/// The tensors of a collated batch, on `device` (the model's device).
+fn input(batch: &Batch, device: &Device) -> BertInput {
+    BertInput::new(
+        batch.input_ids.clone(),
+        batch.attention_mask.clone(),
+        batch.token_type_ids.clone(),
+        [batch.batch_size, batch.seq_len],
+        device,
+    )
+}
+
+/// The task of `episode`, whose indices point into `encoded` (the encoded review set the episode
+/// was drawn from).
+pub fn task_of<'a>(
+    episode: &'a Episode,
+    encoded: &'a [EncodedReview],
+) -> Result<Task<'a, EncodedReview>, MamlError> {
+    Task::pick(&episode.domain, &episode.support, &episode.query, encoded)
+}
+
+impl TaskIndices for Episode {
+    fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    fn support(&self) -> &[usize] {
+        &self.support
+    }
+
+    fn query(&self) -> &[usize] {
+        &self.query
+    }
+}
+
+impl TaskSampler for EpisodeSampler {
+    type Drawn = Episode;
+    type State = SamplerState;
+
+    fn sample(&mut self) -> Episode {
+        EpisodeSampler::sample(self)
+    }
+
+    fn state(&self) -> SamplerState {
+        EpisodeSampler::state(self)
+    }
+
+    fn restore(&mut self, state: &SamplerState) {
+        EpisodeSampler::restore(self, state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+
+    use super::*;
+
+    #[test]
+    fn batches_become_row_major_tensors() {
+        let batch = Batch {
+            input_ids: vec![101, 7, 102, 101, 102, 0],
+            attention_mask: vec![1, 1, 1, 1, 1, 0],
+            token_type_ids: vec![0; 6],
+            labels: vec![1, 0],
+            lengths: vec![3, 2],
+            source_indices: vec![10, 4],
+            batch_size: 2,
+            seq_len: 3,
+        };
+        let input = input(&batch, &Device::flex());
+        assert_eq!(input.input_ids.dims(), [2, 3]);
+        let mask: Vec<i64> = input
+            .attention_mask
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec()
+            .unwrap();
+        assert_eq!(mask, batch.attention_mask);
+    }
+}
