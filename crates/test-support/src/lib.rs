@@ -151,6 +151,33 @@ pub fn assert_close(actual: &[f64], expected: &[f64], abs: f64, rel: f64, what: 
     }
 }
 
+/// The device for a wgpu test, as `open` returns it (e.g. `|| BackendKind::Wgpu.device()`), or
+/// `None` when the test is to return at once. Where `open` fails, the test fails, naming the
+/// driver to install, unless `METABERT_SKIP_WGPU=1`: then it is skipped, saying why on stderr.
+pub fn wgpu_device_or_skip<Device, Error: std::fmt::Display>(
+    open: impl FnOnce() -> Result<Device, Error>,
+) -> Option<Device> {
+    let skip = std::env::var("METABERT_SKIP_WGPU").is_ok_and(|value| value == "1");
+    device_or_skip(open(), skip)
+}
+
+fn device_or_skip<Device, Error: std::fmt::Display>(
+    opened: Result<Device, Error>,
+    skip: bool,
+) -> Option<Device> {
+    match opened {
+        Ok(device) => Some(device),
+        Err(error) if skip => {
+            eprintln!("skipping this wgpu test (METABERT_SKIP_WGPU=1): no wgpu device: {error}");
+            None
+        }
+        Err(error) => panic!(
+            "no wgpu device: {error}. Install a Vulkan driver (e.g. mesa-vulkan-drivers) or set \
+             METABERT_SKIP_WGPU=1 to skip this test"
+        ),
+    }
+}
+
 /// Relative error `|a - e| / |e|`, for scalars such as losses and gradient norms.
 pub fn assert_rel(actual: f64, expected: f64, rel: f64, what: &str) {
     let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
@@ -243,7 +270,7 @@ pub fn serve_hub(files_from: PathBuf) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::assert_close;
+    use super::{assert_close, device_or_skip};
 
     /// The message `assert_close` panics with.
     fn failure(actual: &[f64], expected: &[f64], abs: f64, rel: f64) -> String {
@@ -294,6 +321,24 @@ mod tests {
         let message = failure(&[1.5, 3.0, 2.5], &[1.0, 1.0, 1.0], 0.0, 0.0);
         assert!(
             message.contains("worst at [1]: got 3, expected 1,"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_opened_device_is_used_whether_or_not_skipping_is_allowed() {
+        assert_eq!(device_or_skip(Ok::<_, String>(7), false), Some(7));
+        assert_eq!(device_or_skip(Ok::<_, String>(7), true), Some(7));
+    }
+
+    #[test]
+    fn no_device_skips_only_when_asked_to() {
+        assert_eq!(device_or_skip::<u8, _>(Err("no adapter"), true), None);
+        let panic = std::panic::catch_unwind(|| device_or_skip::<u8, _>(Err("no adapter"), false))
+            .expect_err("without METABERT_SKIP_WGPU=1 a missing device fails the test");
+        let message = panic.downcast::<String>().expect("a formatted message");
+        assert!(
+            message.contains("no adapter") && message.contains("METABERT_SKIP_WGPU=1"),
             "{message}"
         );
     }
