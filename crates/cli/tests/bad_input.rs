@@ -2,11 +2,9 @@
 //! names the file, record, tensor or flag at fault, before anything in --output-dir is touched:
 //! an earlier run there survives byte for byte, even under --overwrite.
 
-mod common;
-
 use std::path::Path;
 
-use common::{
+use crate::common::{
     TEST_DOMAIN, assert_clear_failure, assert_unchanged, copy_model_dir, earlier_checkpoint,
     earlier_finetune, edited_reviews, meta_bert, run, run_ok, stderr, tiny_finetune,
     tiny_finetune_with, tiny_meta_train_with, tiny_reviews,

@@ -2,11 +2,9 @@
 //! reference benchmark would report, clear errors for impossible sizes, and random weights for
 //! a bare config (which every other command refuses).
 
-mod common;
-
 use std::path::Path;
 
-use common::{meta_bert, run, run_ok, tiny_flags, tiny_reviews};
+use crate::common::{meta_bert, run, run_ok, tiny_flags, tiny_reviews};
 use serde_json::Value;
 
 const MAX_SEQ_LEN: usize = 24;

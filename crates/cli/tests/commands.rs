@@ -1,12 +1,10 @@
 //! The commands end to end, through the built binary, on the tiny setup.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{
+use crate::common::{
     TEST_DOMAIN, evaluate_test_split, meta_bert, read_json, run, run_ok, stderr, tiny_finetune,
     tiny_meta_train, tiny_reviews,
 };

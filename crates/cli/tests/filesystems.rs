@@ -8,12 +8,10 @@
 //! namespaces; the mount vanishes with the namespace). Where no such namespace can be made they
 //! say so on stderr and return.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{
+use crate::common::{
     assert_clear_failure, assert_unchanged, earlier_checkpoint, earlier_finetune,
     evaluate_test_split, isolate, run, run_ok, tiny_finetune, tiny_reviews,
 };

@@ -1,12 +1,10 @@
 //! `--bert-model` given as a Hugging Face id: fetched from `HF_ENDPOINT` (here a local server
 //! standing in for the hub) into `$HF_HOME/hub`, then used from there with `HF_HUB_OFFLINE=1`.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{meta_bert, run_ok};
+use crate::common::{meta_bert, run_ok};
 
 fn predict_with_hub(home: &Path, endpoint: &str) -> Command {
     let mut command = meta_bert();

@@ -1,9 +1,7 @@
 //! A loss that becomes NaN or infinite stops meta-training with an error naming the outer step
 //! and the task, and the last checkpoint written before it stays complete and usable.
 
-mod common;
-
-use common::{
+use crate::common::{
     assert_clear_failure, evaluate_test_split, run, run_ok, tiny_meta_train_with, tiny_reviews,
 };
 

@@ -1,14 +1,12 @@
 //! A run stopped part-way — killed with SIGKILL, or with Ctrl-C — and then resumed with
 //! `--resume` ends with exactly the results of an uninterrupted run (flex, same seed).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{read_json, run_ok, tiny_finetune, tiny_meta_train, tiny_reviews};
+use crate::common::{read_json, run_ok, tiny_finetune, tiny_meta_train, tiny_reviews};
 use serde_json::Value;
 
 /// results.json without the paths that name the run's own directory.

@@ -25,16 +25,8 @@ fn outer_step(device: &Device) -> (OuterStepReport, Vec<(String, Vec<f32>)>) {
 
 #[test]
 fn outer_step_on_wgpu_matches_flex() {
-    let device = match BackendKind::Wgpu.device() {
-        Ok(device) => device,
-        Err(error) if std::env::var("METABERT_SKIP_WGPU").as_deref() == Ok("1") => {
-            eprintln!("skipping the wgpu test (METABERT_SKIP_WGPU=1): {error}");
-            return;
-        }
-        Err(error) => panic!(
-            "no wgpu device: {error}. Install a Vulkan driver (e.g. mesa-vulkan-drivers) or set \
-             METABERT_SKIP_WGPU=1 to skip this test"
-        ),
+    let Some(device) = test_support::wgpu_device_or_skip(|| BackendKind::Wgpu.device()) else {
+        return;
     };
     let (on_wgpu, wgpu_weights) = outer_step(&device);
     let (on_flex, flex_weights) = outer_step(&Device::flex());

@@ -8,13 +8,8 @@ use test_support::{assert_close, flatten_f64};
 
 #[test]
 fn wgpu_forward_matches_transformers() {
-    let device = match BackendKind::Wgpu.device() {
-        Ok(device) => device,
-        Err(error) if std::env::var("METABERT_SKIP_WGPU").as_deref() == Ok("1") => {
-            eprintln!("skipping the wgpu parity test (METABERT_SKIP_WGPU=1): {error}");
-            return;
-        }
-        Err(error) => panic!("{error} (set METABERT_SKIP_WGPU=1 to skip this test)"),
+    let Some(device) = test_support::wgpu_device_or_skip(|| BackendKind::Wgpu.device()) else {
+        return;
     };
     let golden = test_support::tiny_bert_golden();
     let labels = test_support::tiny_labels();

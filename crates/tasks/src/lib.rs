@@ -33,8 +33,14 @@
 //! sampler.restore(&saved);
 //! assert_eq!(sampler.sample(), episode);
 //!
-//! let encoder =
-//!     TextEncoder::from_model_dir(&test_support::minilm_dir(), 8, Padding::Longest).unwrap();
+//! // A model directory with only a vocabulary: a lower-casing BERT WordPiece tokenizer over it.
+//! let model = dir.path().join("model");
+//! std::fs::create_dir(&model).unwrap();
+//! let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "review", "number", "of", "books"];
+//! std::fs::write(model.join("vocab.txt"), vocab.join("\n")).unwrap();
+//! let encoder = TextEncoder::from_model_dir(&model, 8, Padding::Longest).unwrap();
+//! // [CLS] review number [UNK] of books [SEP]
+//! assert_eq!(encoder.encode("Review number 7 of books").unwrap().ids, [2, 4, 5, 1, 6, 7, 3]);
 //! let encoded = encoder.encode_set(&set).unwrap();
 //! let support: Vec<_> = episode.support.iter().map(|&i| &encoded[i]).collect();
 //! let batch = encoder.collate(&support);

@@ -148,8 +148,9 @@ pub fn flatten_i64(value: &serde_json::Value) -> Vec<i64> {
     flatten_f64(value).into_iter().map(|x| x as i64).collect()
 }
 
-/// Asserts `|actual - expected| <= abs + rel * |expected|` element-wise, naming the first
-/// offending index and the largest deviation.
+/// Asserts `|actual - expected| <= abs + rel * |expected|` element-wise. A failure names how many
+/// values are out of tolerance and the worst of them, the one furthest past its tolerance (NaN
+/// first): its index, both values, the deviation and the tolerance.
 pub fn assert_close(actual: &[f64], expected: &[f64], abs: f64, rel: f64, what: &str) {
     assert_eq!(
         actual.len(),
@@ -158,16 +159,63 @@ pub fn assert_close(actual: &[f64], expected: &[f64], abs: f64, rel: f64, what: 
         actual.len(),
         expected.len()
     );
-    let mut worst = (0usize, 0.0f64);
-    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+    let mut outside = 0usize;
+    // ((times past its tolerance, deviation), index, deviation, tolerance) of the worst value
+    // outside it; the deviation breaks ties between values with no tolerance at all.
+    let mut worst: Option<((f64, f64), usize, f64, f64)> = None;
+    for (index, (a, e)) in actual.iter().zip(expected).enumerate() {
         let deviation = (a - e).abs();
-        assert!(
-            deviation <= abs + rel * e.abs(),
-            "{what}[{i}]: got {a}, expected {e} (|diff| {deviation:.3e} > abs {abs:e} + rel {rel:e})"
-        );
-        if deviation > worst.1 {
-            worst = (i, deviation);
+        let tolerance = abs + rel * e.abs();
+        // Written so that a NaN on either side fails.
+        if deviation <= tolerance {
+            continue;
         }
+        outside += 1;
+        let rank = if deviation.is_nan() {
+            (f64::INFINITY, f64::INFINITY)
+        } else {
+            (deviation / tolerance, deviation)
+        };
+        if worst.is_none_or(|(worst_rank, ..)| rank > worst_rank) {
+            worst = Some((rank, index, deviation, tolerance));
+        }
+    }
+    if let Some((_, index, deviation, tolerance)) = worst {
+        panic!(
+            "{what}: {outside} of {} values out of tolerance; worst at [{index}]: got {}, \
+             expected {}, |diff| {deviation:e} > {tolerance:e} (abs {abs:e} + rel {rel:e} \
+             * |expected|)",
+            actual.len(),
+            actual[index],
+            expected[index],
+        );
+    }
+}
+
+/// The device for a wgpu test, as `open` returns it (e.g. `|| BackendKind::Wgpu.device()`), or
+/// `None` when the test is to return at once. Where `open` fails, the test fails, naming the
+/// driver to install, unless `METABERT_SKIP_WGPU=1`: then it is skipped, saying why on stderr.
+pub fn wgpu_device_or_skip<Device, Error: std::fmt::Display>(
+    open: impl FnOnce() -> Result<Device, Error>,
+) -> Option<Device> {
+    let skip = std::env::var("METABERT_SKIP_WGPU").is_ok_and(|value| value == "1");
+    device_or_skip(open(), skip)
+}
+
+fn device_or_skip<Device, Error: std::fmt::Display>(
+    opened: Result<Device, Error>,
+    skip: bool,
+) -> Option<Device> {
+    match opened {
+        Ok(device) => Some(device),
+        Err(error) if skip => {
+            eprintln!("skipping this wgpu test (METABERT_SKIP_WGPU=1): no wgpu device: {error}");
+            None
+        }
+        Err(error) => panic!(
+            "no wgpu device: {error}. Install a Vulkan driver (e.g. mesa-vulkan-drivers) or set \
+             METABERT_SKIP_WGPU=1 to skip this test"
+        ),
     }
 }
 
@@ -259,4 +307,80 @@ pub fn serve_hub(files_from: PathBuf) -> String {
         }
     });
     endpoint
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{assert_close, device_or_skip};
+
+    /// The message `assert_close` panics with.
+    fn failure(actual: &[f64], expected: &[f64], abs: f64, rel: f64) -> String {
+        let panic = std::panic::catch_unwind(|| assert_close(actual, expected, abs, rel, "x"))
+            .expect_err("the values are out of tolerance");
+        panic
+            .downcast::<String>()
+            .map(|message| *message)
+            .expect("a formatted message")
+    }
+
+    #[test]
+    fn values_within_tolerance_pass() {
+        assert_close(&[1.0, 2.05, -3.05], &[1.0, 2.0, -3.1], 0.1, 0.0, "x");
+        assert_close(&[1010.0], &[1000.0], 0.0, 1e-2, "x");
+    }
+
+    #[test]
+    fn the_worst_value_is_reported_not_the_first() {
+        let message = failure(&[1.0, 2.1, 3.0, 4.5], &[1.0, 2.0, 3.0, 4.0], 0.05, 0.0);
+        assert!(
+            message.starts_with("x: 2 of 4 values out of tolerance; worst at [3]: got 4.5, expected 4, |diff| 5e-1 > 5e-2"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_worst_is_the_furthest_past_its_own_tolerance() {
+        // [0] is 30 off with 10 allowed; [1] only 0.5 off, but with 0.01 allowed.
+        let message = failure(&[1030.0, 1.5], &[1000.0, 1.0], 0.0, 1e-2);
+        assert!(
+            message.contains("2 of 2 values out of tolerance; worst at [1]: got 1.5, expected 1,"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn nan_fails_and_counts_as_worst() {
+        let message = failure(&[2.0, f64::NAN], &[1.0, 1.0], 0.1, 0.0);
+        assert!(
+            message.contains("2 of 2 values out of tolerance; worst at [1]: got NaN, expected 1,"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn without_tolerance_the_largest_deviation_is_worst() {
+        let message = failure(&[1.5, 3.0, 2.5], &[1.0, 1.0, 1.0], 0.0, 0.0);
+        assert!(
+            message.contains("worst at [1]: got 3, expected 1,"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_opened_device_is_used_whether_or_not_skipping_is_allowed() {
+        assert_eq!(device_or_skip(Ok::<_, String>(7), false), Some(7));
+        assert_eq!(device_or_skip(Ok::<_, String>(7), true), Some(7));
+    }
+
+    #[test]
+    fn no_device_skips_only_when_asked_to() {
+        assert_eq!(device_or_skip::<u8, _>(Err("no adapter"), true), None);
+        let panic = std::panic::catch_unwind(|| device_or_skip::<u8, _>(Err("no adapter"), false))
+            .expect_err("without METABERT_SKIP_WGPU=1 a missing device fails the test");
+        let message = panic.downcast::<String>().expect("a formatted message");
+        assert!(
+            message.contains("no adapter") && message.contains("METABERT_SKIP_WGPU=1"),
+            "{message}"
+        );
+    }
 }

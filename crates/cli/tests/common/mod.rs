@@ -1,8 +1,6 @@
 //! Running the built `meta-bert` binary on a tiny setup: the 2-layer, hidden-32 BERT fixture
 //! and a small synthetic review file.
 
-#![allow(dead_code)] // Each test binary uses a different part of this module.
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
