@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use dataset::{LabelSet, NumDomain};
-use model::{BertClassifier, ConfigDir, HubOptions, ModelError};
+use model::{BertClassifier, ConfigDir, HubOptions, ModelError, SimdLevel};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -128,6 +128,7 @@ impl Args {
 /// Runs `meta-bert bench`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     args.check()?;
+    let simd_level = model::simd_level()?;
     let set = args.data.load(None)?;
     let training = args
         .data
@@ -196,7 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
-    let result = report(&args, &work, seconds, model_info);
+    let result = report(&args, &work, seconds, simd_level, model_info);
     println!(
         "{}",
         serde_json::to_string(&result).expect("JSON values serialise")
@@ -234,7 +235,7 @@ fn load_model(
 }
 
 /// The JSON result, with the reference's keys and rounding.
-fn report(args: &Args, work: &Work, seconds: f64, model: Value) -> Value {
+fn report(args: &Args, work: &Work, seconds: f64, simd_level: SimdLevel, model: Value) -> Value {
     let mut config = serde_json::to_value(args).expect("flags serialise");
     if let Some(config) = config.as_object_mut() {
         config.remove("data");
@@ -247,6 +248,9 @@ fn report(args: &Args, work: &Work, seconds: f64, model: Value) -> Value {
         "batch_order": args.batching.batch_order.to_string(),
         "backend": args.model.backend.name(),
         "threads": threads(),
+        "cpu": cpu_model(),
+        "simd_level": simd_level.name(),
+        "simd_detected": SimdLevel::detected().name(),
         "task_threads": match args.mode {
             Mode::Meta => Some(args.task_threads.resolve(args.model.backend)),
             Mode::Finetune | Mode::Predict => None,
@@ -288,6 +292,17 @@ fn threads() -> usize {
         .and_then(|value| value.parse().ok())
         .filter(|&threads| threads > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The CPU's model name (as `lscpu` gives it, from /proc/cpuinfo), or `None` where the kernel
+/// does not say.
+fn cpu_model() -> Option<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = cpuinfo
+        .lines()
+        .find(|line| line.starts_with("model name"))?;
+    let (_, name) = line.split_once(':')?;
+    Some(name.trim().to_owned())
 }
 
 /// The process's peak resident memory (VmHWM of /proc/self/status, as the reference's

@@ -16,6 +16,8 @@ use burn::nn::Dropout;
 use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
+use crate::fused::simd::{self, SimdLevel, multiversion};
+
 thread_local! {
     static STREAM: Cell<Stream> = const { Cell::new(Stream { seed: 0, draws: 0 }) };
 }
@@ -82,8 +84,8 @@ impl DropoutMask {
     }
 
     /// The mask's value at flat index `index`.
-    #[inline]
-    pub(crate) fn value(&self, index: usize) -> f32 {
+    #[inline(always)]
+    fn value(&self, index: usize) -> f32 {
         let counter = index as u64 + 1;
         let bits = mix(self.key.wrapping_add(counter.wrapping_mul(GOLDEN_GAMMA))) >> 32;
         if bits < self.threshold {
@@ -93,19 +95,39 @@ impl DropoutMask {
         }
     }
 
+    /// `values` times the mask from flat index `first` on.
+    pub(crate) fn scale(&self, level: SimdLevel, values: &mut [f32], first: usize) {
+        scale_by_mask(level, self, values, first);
+    }
+
     /// The first `len` values.
     fn values(&self, len: usize) -> Vec<f32> {
         const CHUNK: usize = 1 << 16;
+        let level = simd::active();
         let mut mask = vec![0.0f32; len];
         mask.par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(chunk_index, chunk)| {
-                let first = chunk_index * CHUNK;
-                for (offset, value) in chunk.iter_mut().enumerate() {
-                    *value = self.value(first + offset);
-                }
+                write_mask(level, self, chunk, chunk_index * CHUNK);
             });
         mask
+    }
+}
+
+multiversion! {
+    fn scale_by_mask<A>(mask: &DropoutMask, values: &mut [f32], first: usize) {
+        for (offset, value) in values.iter_mut().enumerate() {
+            *value *= mask.value(first + offset);
+        }
+    }
+}
+
+multiversion! {
+    /// The mask's values from flat index `first` on, into `values`.
+    fn write_mask<A>(mask: &DropoutMask, values: &mut [f32], first: usize) {
+        for (offset, value) in values.iter_mut().enumerate() {
+            *value = mask.value(first + offset);
+        }
     }
 }
 
@@ -123,6 +145,7 @@ fn next_key() -> u64 {
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// SplitMix64's output function (Steele, Lea and Flood 2014).
+#[inline(always)]
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -143,6 +166,22 @@ mod tests {
         assert!((98_500..=101_500).contains(&dropped), "{dropped} dropped");
         let kept = 1.0f32 / 0.9;
         assert!(mask.iter().all(|&value| value == 0.0 || value == kept));
+    }
+
+    #[test]
+    fn every_simd_level_draws_the_same_mask() {
+        let mask = DropoutMask::new(0.1, 9);
+        // Starts and lengths that are no multiple of a vector register.
+        let portable: Vec<f32> = (0..1_001).map(|index| mask.value(index + 3)).collect();
+        for level in SimdLevel::supported() {
+            let mut written = vec![f32::NAN; 1_001];
+            write_mask(level, &mask, &mut written, 3);
+            assert_eq!(written, portable, "{level:?}");
+            let mut scaled = vec![2.0f32; 1_001];
+            mask.scale(level, &mut scaled, 3);
+            let doubled: Vec<f32> = portable.iter().map(|value| value * 2.0).collect();
+            assert_eq!(scaled, doubled, "{level:?}");
+        }
     }
 
     #[test]

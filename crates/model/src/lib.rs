@@ -40,6 +40,9 @@
 //!   from Abramowitz and Stegun 7.1.26 (absolute error ≤ 1.5·10⁻⁷, so GELU is within
 //!   2·10⁻⁷·|x| of the exact one) and an `exp` within a few ulp that returns 0 below `e⁻⁸⁷`.
 //!   The transformers goldens hold at their tolerances.
+//! - **SIMD chosen at run time.** Those kernels, LayerNorm and dropout masks run AVX-512 or
+//!   AVX2+FMA code when the CPU has it ([`simd_level`]; [`SIMD_ENV`] caps it), so the float
+//!   results differ from one CPU to another by rounding (as PyTorch's do); masks do not.
 //! - Only f32 is supported; f16/bf16 weights are converted to f32 when loaded.
 //!
 //! # Example
@@ -91,6 +94,7 @@ pub use checkpoint::{CheckpointMeta, METADATA_FILE, save_checkpoint};
 pub use config::{Activation, BertConfig};
 pub use dropout::seed_dropout;
 pub use error::ModelError;
+pub use fused::simd::{SIMD_ENV, SimdLevel, SimdLevelError, simd_level};
 pub use hub::{ConfigDir, DEFAULT_MODEL, HubOptions, ModelDir, TOKENIZER_FILES, resolve_model};
 pub use load::{LoadReport, load_classifier, random_classifier};
 pub use naming::NamedTensor;

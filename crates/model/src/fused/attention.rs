@@ -18,6 +18,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 use rayon::prelude::*;
 
+use super::simd::{self, multiversion};
 use super::{
     Unwrapped, contiguous_f32, exp_non_positive, into_unique_contiguous, lane_max, lane_sum,
     record, unwrap, update_chunks,
@@ -44,11 +45,12 @@ pub(crate) fn probabilities(
             let (scores, node) = scores.into_parts();
             let probs = softmax_forward(scores, mask.primitive(), scale as f32);
             let output = match dropout_mask {
-                Some(dropout_mask) => update_chunks(probs.clone(), |first, probs| {
-                    for (offset, prob) in probs.iter_mut().enumerate() {
-                        *prob *= dropout_mask.value(first + offset);
-                    }
-                }),
+                Some(dropout_mask) => {
+                    let level = simd::active();
+                    update_chunks(probs.clone(), |first, probs| {
+                        dropout_mask.scale(level, probs, first);
+                    })
+                }
                 None => probs.clone(),
             };
             let state = Saved {
@@ -122,6 +124,7 @@ fn softmax_forward(scores: FlexTensor, mask: &FlexTensor, scale: f32) -> FlexTen
     );
     let mut probs = into_unique_contiguous(scores);
     if keys > 0 {
+        let level = simd::active();
         let rows_per_sequence = heads * queries;
         probs
             .try_storage_mut::<f32>()
@@ -129,26 +132,47 @@ fn softmax_forward(scores: FlexTensor, mask: &FlexTensor, scale: f32) -> FlexTen
             .par_chunks_mut(ROWS_PER_TASK * keys)
             .enumerate()
             .for_each(|(task, rows)| {
-                for (offset, row) in rows.chunks_mut(keys).enumerate() {
-                    let sequence = (task * ROWS_PER_TASK + offset) / rows_per_sequence;
-                    softmax_row(row, &mask[sequence * keys..][..keys], scale);
-                }
+                let first_row = task * ROWS_PER_TASK;
+                softmax_rows(
+                    level,
+                    rows,
+                    keys,
+                    first_row,
+                    rows_per_sequence,
+                    &mask,
+                    scale,
+                );
             });
     }
     probs
 }
 
-fn softmax_row(row: &mut [f32], mask: &[f32], scale: f32) {
-    for (value, &masked) in row.iter_mut().zip(mask) {
-        *value = *value * scale + masked;
-    }
-    let max = lane_max(row);
-    for value in row.iter_mut() {
-        *value = exp_non_positive(*value - max);
-    }
-    let sum = lane_sum(row, row, |value, _| value);
-    for value in row.iter_mut() {
-        *value /= sum;
+multiversion! {
+    /// The softmax of consecutive rows of `keys` scores, the first being row `first_row` of
+    /// the tensor, with `masks` holding one mask of `keys` values per `rows_per_sequence` rows.
+    fn softmax_rows<A>(
+        rows: &mut [f32],
+        keys: usize,
+        first_row: usize,
+        rows_per_sequence: usize,
+        masks: &[f32],
+        scale: f32,
+    ) {
+        for (offset, row) in rows.chunks_mut(keys).enumerate() {
+            let sequence = (first_row + offset) / rows_per_sequence;
+            let mask = &masks[sequence * keys..][..keys];
+            for (value, &masked) in row.iter_mut().zip(mask) {
+                *value = A::mul_add(*value, scale, masked);
+            }
+            let max = lane_max(row);
+            for value in row.iter_mut() {
+                *value = exp_non_positive::<A>(*value - max);
+            }
+            let sum = lane_sum(row, row, |value, _| value);
+            for value in row.iter_mut() {
+                *value /= sum;
+            }
+        }
     }
 }
 
@@ -164,33 +188,31 @@ fn softmax_backward(
     let probs = contiguous_f32(probs);
     let mut grad = into_unique_contiguous(grad);
     if keys > 0 {
+        let level = simd::active();
         grad.try_storage_mut::<f32>()
             .expect("a unique buffer")
             .par_chunks_mut(ROWS_PER_TASK * keys)
             .zip(probs.par_chunks(ROWS_PER_TASK * keys))
             .enumerate()
             .for_each(|(task, (grads, probs))| {
-                let first = task * ROWS_PER_TASK * keys;
-                for (offset, (grad_row, prob_row)) in
-                    grads.chunks_mut(keys).zip(probs.chunks(keys)).enumerate()
-                {
-                    if let Some(dropout_mask) = dropout_mask {
-                        let row_start = first + offset * keys;
-                        for (position, grad) in grad_row.iter_mut().enumerate() {
-                            *grad *= dropout_mask.value(row_start + position);
-                        }
-                    }
-                    softmax_row_backward(grad_row, prob_row, scale);
+                if let Some(dropout_mask) = dropout_mask {
+                    dropout_mask.scale(level, grads, task * ROWS_PER_TASK * keys);
                 }
+                softmax_rows_backward(level, grads, probs, keys, scale);
             });
     }
     grad
 }
 
-fn softmax_row_backward(grad: &mut [f32], probs: &[f32], scale: f32) {
-    let dot = lane_sum(grad, probs, |grad, prob| grad * prob);
-    for (grad, &prob) in grad.iter_mut().zip(probs) {
-        *grad = scale * prob * (*grad - dot);
+multiversion! {
+    /// The scores' gradient from the probabilities' one, `grads`, row by row of `keys`.
+    fn softmax_rows_backward<A>(grads: &mut [f32], probs: &[f32], keys: usize, scale: f32) {
+        for (grad, probs) in grads.chunks_mut(keys).zip(probs.chunks(keys)) {
+            let dot = lane_sum(grad, probs, |grad, prob| grad * prob);
+            for (grad, &prob) in grad.iter_mut().zip(probs) {
+                *grad = scale * prob * (*grad - dot);
+            }
+        }
     }
 }
 
@@ -201,7 +223,8 @@ mod tests {
 
     use super::*;
     use crate::dropout::seed_dropout;
-    use crate::fused::wide;
+    use crate::fused::simd::SimdLevel;
+    use crate::fused::{wide, widen};
 
     const SHAPE: [usize; 4] = [2, 3, 5, 7];
     const SCALE: f64 = 0.4;
@@ -268,6 +291,41 @@ mod tests {
             // 15 masked keys of the second sequence's 15 rows, then dropout's share of the rest.
             let masked = 3 * 5 * 3;
             assert_eq!(dropped > masked, prob > 0.0, "{what}: {dropped} zeros");
+        }
+    }
+
+    #[test]
+    fn every_simd_level_computes_the_portable_probabilities_and_gradient() {
+        // Rows no multiple of a vector register long; the second sequence masks 17 keys.
+        let (keys, rows_per_sequence) = (37, 5);
+        let count = 2 * rows_per_sequence * keys;
+        let scores: Vec<f32> = (0..count)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 8.0)
+            .collect();
+        let masks: Vec<f32> = (0..2 * keys)
+            .map(|i| {
+                if i >= keys && i % keys >= 20 {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let upstream: Vec<f32> = (0..count).map(|i| (i as f32 * 0.3).sin()).collect();
+        let scale = SCALE as f32;
+        let run = |level| {
+            let mut probs = scores.clone();
+            softmax_rows(level, &mut probs, keys, 0, rows_per_sequence, &masks, scale);
+            let mut grads = upstream.clone();
+            softmax_rows_backward(level, &mut grads, &probs, keys, scale);
+            (widen(&probs), widen(&grads))
+        };
+        let (probs, grads) = run(SimdLevel::Portable);
+        for level in SimdLevel::supported() {
+            let (level_probs, level_grads) = run(level);
+            let what = format!("{level:?}");
+            test_support::assert_close(&level_probs, &probs, 1e-7, 1e-6, &what);
+            test_support::assert_close(&level_grads, &grads, 1e-7, 1e-5, &what);
         }
     }
 }

@@ -14,6 +14,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::Tensor;
 
+use super::simd::{self, Arithmetic, multiversion};
 use super::{
     Unwrapped, contiguous_f32, exp_non_positive, record, unwrap, update_chunks, zip_update_chunks,
 };
@@ -45,12 +46,10 @@ impl Backward<Flex, 1> for GeluBackward {
         _checkpointer: &mut Checkpointer,
     ) {
         let x = ops.state;
+        let level = simd::active();
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
             zip_update_chunks(grad, &contiguous_f32(&x), |_, grads, xs| {
-                for (grad, &x) in grads.iter_mut().zip(xs) {
-                    let (cdf, pdf) = standard_normal(x);
-                    *grad *= cdf + x * pdf;
-                }
+                backward_chunk(level, grads, xs)
             })
         });
     }
@@ -58,20 +57,36 @@ impl Backward<Flex, 1> for GeluBackward {
 
 /// In `x`'s own buffer when no one else holds it.
 fn forward(x: FlexTensor) -> FlexTensor {
-    update_chunks(x, |_, xs| {
+    let level = simd::active();
+    update_chunks(x, |_, xs| forward_chunk(level, xs))
+}
+
+multiversion! {
+    /// `x ← gelu(x)`.
+    fn forward_chunk<A>(xs: &mut [f32]) {
         for x in xs {
-            *x *= standard_normal(*x).0;
+            *x *= standard_normal::<A>(*x).0;
         }
-    })
+    }
+}
+
+multiversion! {
+    /// `grad ← grad · gelu'(x)`.
+    fn backward_chunk<A>(grads: &mut [f32], xs: &[f32]) {
+        for (grad, &x) in grads.iter_mut().zip(xs) {
+            let (cdf, pdf) = standard_normal::<A>(x);
+            *grad *= A::mul_add(x, pdf, cdf);
+        }
+    }
 }
 
 /// The standard normal distribution's CDF `Φ(x)` and density `φ(x)`.
 #[inline(always)]
-fn standard_normal(x: f32) -> (f32, f32) {
+fn standard_normal<A: Arithmetic>(x: f32) -> (f32, f32) {
     const P: f32 = 0.327_591_1;
     // As published, rounded to f32 by the compiler.
     #[allow(clippy::excessive_precision)]
-    const A: [f32; 5] = [
+    const ERFC: [f32; 5] = [
         0.254_829_592,
         -0.284_496_736,
         1.421_413_741,
@@ -82,8 +97,12 @@ fn standard_normal(x: f32) -> (f32, f32) {
     // Φ(x) = erfc(−x/√2)/2; with z = |x|/√2, the tail erfc(z)/2 is Φ(−|x|).
     let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
     let t = 1.0 / (1.0 + P * z);
-    let gauss = exp_non_positive(-0.5 * x * x);
-    let poly = A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4])));
+    let gauss = exp_non_positive::<A>(-0.5 * x * x);
+    let horner = |inner: f32, coefficient: f32| A::mul_add(t, inner, coefficient);
+    let poly = horner(
+        horner(horner(horner(ERFC[4], ERFC[3]), ERFC[2]), ERFC[1]),
+        ERFC[0],
+    );
     let tail = 0.5 * t * poly * gauss;
     let cdf = if x >= 0.0 { 1.0 - tail } else { tail };
     (cdf, FRAC_1_SQRT_2PI * gauss)
@@ -94,14 +113,19 @@ mod tests {
     use burn::tensor::{Device, TensorData};
 
     use super::*;
-    use crate::fused::wide;
+    use crate::fused::simd::SimdLevel;
+    use crate::fused::{wide, widen};
 
     /// −10 to 10 in steps of 1/400, and values far out and near zero.
-    fn inputs(device: &Device) -> Tensor<1> {
-        let values: Vec<f32> = (-4_000..=4_000)
+    fn input_values() -> Vec<f32> {
+        (-4_000..=4_000)
             .map(|i| i as f32 / 400.0)
             .chain([-100.0, -30.0, -1e-30, 1e-30, 30.0, 100.0])
-            .collect();
+            .collect()
+    }
+
+    fn inputs(device: &Device) -> Tensor<1> {
+        let values = input_values();
         let len = values.len();
         Tensor::from_data(TensorData::new(values, [len]), device)
     }
@@ -136,5 +160,29 @@ mod tests {
         let expected = gradient(burn::tensor::activation::gelu);
         let x = wide(inputs(&device));
         assert_within(&gradient(gelu), &expected, &x, "gelu'");
+    }
+
+    #[test]
+    fn every_simd_level_computes_the_portable_gelu_and_gradient() {
+        let xs = input_values();
+        let run = |level| {
+            let mut gelu = xs.clone();
+            forward_chunk(level, &mut gelu);
+            let mut derivative = vec![1.0f32; xs.len()];
+            backward_chunk(level, &mut derivative, &xs);
+            (widen(&gelu), widen(&derivative))
+        };
+        let (gelu, derivative) = run(SimdLevel::Portable);
+        let xs = widen(&xs);
+        for level in SimdLevel::supported() {
+            let (level_gelu, level_derivative) = run(level);
+            assert_within(&level_gelu, &gelu, &xs, &format!("gelu, {level:?}"));
+            assert_within(
+                &level_derivative,
+                &derivative,
+                &xs,
+                &format!("gelu', {level:?}"),
+            );
+        }
     }
 }

@@ -12,6 +12,7 @@
 pub(crate) mod attention;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;
+pub(crate) mod simd;
 
 use std::borrow::Cow;
 
@@ -22,6 +23,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
+
+use simd::Arithmetic;
 
 /// Elements per parallel work item of the element-wise kernels.
 const CHUNK: usize = 1 << 14;
@@ -109,8 +112,8 @@ fn into_unique_contiguous(mut tensor: FlexTensor) -> FlexTensor {
 
 /// `update(first, chunk)` on consecutive chunks of `tensor`'s elements (made unique and
 /// contiguous first: a copy when the buffer is shared, e.g. with a tensor kept for backward),
-/// in parallel; `first` is the chunk's first flat index. Kernels are plain
-/// loops over the chunk, which the compiler vectorises.
+/// in parallel; `first` is the chunk's first flat index. Kernels are plain loops over the
+/// chunk, which the compiler vectorises for the level [`simd::multiversion!`] compiles them for.
 fn update_chunks(tensor: FlexTensor, update: impl Fn(usize, &mut [f32]) + Sync) -> FlexTensor {
     let mut tensor = into_unique_contiguous(tensor);
     tensor
@@ -144,7 +147,7 @@ fn zip_update_chunks(
 /// truncation below 10⁻⁸), `2ⁿ` built from its bits. Results below `e⁻⁸⁷`, near the smallest
 /// normal `f32`, are flushed to 0, so masked scores get exactly no weight.
 #[inline(always)]
-fn exp_non_positive(v: f32) -> f32 {
+fn exp_non_positive<A: Arithmetic>(v: f32) -> f32 {
     // Adding 1.5·2²³ rounds to an integer held in the low bits, without a rounding call or a
     // float-to-int conversion, either of which keeps a loop from vectorising on baseline x86-64.
     const ROUND: f32 = 12_582_912.0;
@@ -155,15 +158,27 @@ fn exp_non_positive(v: f32) -> f32 {
     const FLUSH_BELOW: f32 = -87.0;
     // Not `max`, which would turn NaN into a number: NaN must reach the result.
     let clamped = if v < FLUSH_BELOW { FLUSH_BELOW } else { v };
-    let rounded = clamped * std::f32::consts::LOG2_E + ROUND;
+    let rounded = A::mul_add(clamped, std::f32::consts::LOG2_E, ROUND);
     let n = rounded - ROUND;
-    let r = (clamped - n * LN_2_HIGH) - n * LN_2_LOW;
-    let taylor = 1.0
-        + r * (1.0
-            + r * (1.0 / 2.0
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0
-                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let r = A::mul_add(-n, LN_2_LOW, A::mul_add(-n, LN_2_HIGH, clamped));
+    // Horner's scheme, innermost coefficient 1/7! first.
+    let horner = |inner: f32, coefficient: f32| A::mul_add(inner, r, coefficient);
+    let taylor = horner(
+        horner(
+            horner(
+                horner(
+                    horner(
+                        horner(horner(1.0 / 5040.0, 1.0 / 720.0), 1.0 / 120.0),
+                        1.0 / 24.0,
+                    ),
+                    1.0 / 6.0,
+                ),
+                1.0 / 2.0,
+            ),
+            1.0,
+        ),
+        1.0,
+    );
     // The low bits of `rounded` hold n + 2²² (n ≥ −126 here): the exponent field of 2ⁿ is n + 127.
     let exponent = rounded
         .to_bits()
@@ -214,7 +229,13 @@ fn lane_max(values: &[f32]) -> f32 {
 #[cfg(test)]
 fn wide<const D: usize>(tensor: Tensor<D>) -> Vec<f64> {
     let values: Vec<f32> = tensor.into_data().try_to_vec().expect("an f32 tensor");
-    values.into_iter().map(f64::from).collect()
+    widen(&values)
+}
+
+/// Values widened for `test_support::assert_close`.
+#[cfg(test)]
+fn widen(values: &[f32]) -> Vec<f64> {
+    values.iter().copied().map(f64::from).collect()
 }
 
 #[cfg(test)]
@@ -254,22 +275,35 @@ mod tests {
         assert_eq!(wide(grid), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
     }
 
+    /// Both ways of rounding `a·b + c`, whichever the CPU (`f32::mul_add` is exact everywhere).
+    fn for_both_arithmetics(check: impl Fn(fn(f32) -> f32, &str)) {
+        check(exp_non_positive::<simd::Separate>, "separate");
+        check(exp_non_positive::<simd::Fused>, "fused");
+    }
+
     #[test]
     fn the_exponential_is_within_a_few_ulp() {
-        for step in 0..=86_999 {
-            let v = -(step as f32) / 1_000.0;
-            let exact = f64::from(v).exp();
-            let relative = (f64::from(exp_non_positive(v)) - exact).abs() / exact;
-            assert!(relative < 3e-7, "exp({v}): relative error {relative:e}");
-        }
+        for_both_arithmetics(|exp, arithmetic| {
+            for step in 0..=86_999 {
+                let v = -(step as f32) / 1_000.0;
+                let exact = f64::from(v).exp();
+                let relative = (f64::from(exp(v)) - exact).abs() / exact;
+                assert!(
+                    relative < 3e-7,
+                    "{arithmetic}: exp({v}): relative error {relative:e}"
+                );
+            }
+        });
     }
 
     #[test]
     fn the_exponential_flushes_below_e_to_the_minus_87_and_keeps_nan() {
-        assert_eq!(exp_non_positive(0.0), 1.0);
-        assert_eq!(exp_non_positive(-87.5), 0.0);
-        assert_eq!(exp_non_positive(f32::NEG_INFINITY), 0.0);
-        assert!(exp_non_positive(f32::NAN).is_nan());
+        for_both_arithmetics(|exp, arithmetic| {
+            assert_eq!(exp(0.0), 1.0, "{arithmetic}");
+            assert_eq!(exp(-87.5), 0.0, "{arithmetic}");
+            assert_eq!(exp(f32::NEG_INFINITY), 0.0, "{arithmetic}");
+            assert!(exp(f32::NAN).is_nan(), "{arithmetic}");
+        });
     }
 
     #[test]
