@@ -17,6 +17,12 @@
 //! ```
 //! `zero_shot` only with `--zero-shot`, which evaluates the model as given on the test split
 //! without training it (as the reference did); `epochs` may then be empty or absent.
+//! `test_predictions` holds the final model's prediction for every test review, in review-file
+//! order (runs written before it existed lack it; the summary then has no bootstrap):
+//! ```json
+//! {"test_predictions": {"review_index": [8298, 8299], "label": [1, 0], "predicted": [1, 1],
+//!                       "probabilities": [[0.1, 0.9], [0.4, 0.6]]}}
+//! ```
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,6 +46,19 @@ pub struct FinetuneResults {
     pub epochs: Vec<EpochResults>,
     #[serde(default)]
     pub zero_shot: Option<ZeroShotResults>,
+    #[serde(default)]
+    pub test_predictions: Option<TestPredictions>,
+}
+
+/// The final model's prediction for each test review; the three lists run in parallel.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TestPredictions {
+    /// The review's position in the review file.
+    pub review_index: Vec<usize>,
+    /// Its true label id.
+    pub label: Vec<usize>,
+    /// The label id the model gave it.
+    pub predicted: Vec<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@ mod plan;
 mod plot;
 mod preset;
 mod reproduce;
+mod stats;
 mod summary;
 
 use std::env;

@@ -1,84 +1,170 @@
-//! results/accuracy-vs-domains.svg: test accuracy against the fine-tuning D, BERT vs Meta-BERT.
+//! The summary's plots, as SVG drawn with `plotters` (its SVG backend writes text as `<text>`
+//! elements, so no font files are needed):
+//! - accuracy by fine-tuning epoch (epoch 0 = zero-shot), BERT against Meta-BERT, for each
+//!   fine-tuning D: fast adaptation, what the seed paper is about;
+//! - accuracy against the fine-tuning D, for presets with several D.
 //!
-//! Written by hand rather than with a plotting crate: a few lines, axes and labels need no font
-//! files or system libraries, and the SVG stays small enough to commit.
+//! Both show every seed's score as a small hollow dot, the mean over seeds as a filled dot on a
+//! line with its 95 % t-interval as a bar, and the test split's majority baseline as a dashed
+//! line.
 
-use std::fmt::Write as _;
+use plotters::prelude::*;
 
 use crate::plan::Init;
 use crate::preset::DomainCount;
+use crate::stats::{Interval, Stat};
 use crate::summary::{Mode, Setting, Summary};
 
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 420.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 230.0;
-const TOP: f64 = 50.0;
-const BOTTOM: f64 = 60.0;
-const COLORS: &[&str] = &[
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+const WIDTH: u32 = 760;
+const HEIGHT: u32 = 460;
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
 ];
+const BASELINE_COLOR: RGBColor = RGBColor(127, 127, 127);
 
-/// One line of the plot: a mean (and deviation) per fine-tuning D, or none where no run finished.
+/// One model's scores at one x position: each seed's and their mean with its interval.
+#[derive(Debug, Clone, PartialEq)]
+struct Point {
+    seeds: Vec<f64>,
+    mean: f64,
+    interval: Option<Interval>,
+}
+
+impl Point {
+    /// None without any score.
+    fn of(seeds: Vec<f64>) -> Option<Point> {
+        if seeds.is_empty() {
+            return None;
+        }
+        let stat = Stat::of(&seeds);
+        Some(Point {
+            seeds,
+            mean: stat.mean,
+            interval: stat.interval,
+        })
+    }
+}
+
+/// One model: a point (or none, where no run finished) per x position.
+#[derive(Debug, Clone, PartialEq)]
 struct Series {
     name: String,
-    color: &'static str,
-    dashed: bool,
-    points: Vec<Option<(f64, Option<f64>)>>,
+    points: Vec<Option<Point>>,
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A plot over categorical x positions 0..x_ticks.len().
+struct Chart<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    x_ticks: Vec<String>,
+    series: Vec<Series>,
+    majority_baseline: Option<f64>,
 }
 
-/// The y-axis range: the data's span widened to whole tenths, within [0, 1].
-fn y_range(series: &[Series]) -> (f64, f64) {
-    let values: Vec<f64> = series
+fn meta_bert_name(num_train_task: usize) -> String {
+    format!("Meta-BERT ({num_train_task} tasks)")
+}
+
+/// The majority baseline of the test split (the same test domains in every mode).
+fn majority_baseline(summary: &Summary) -> Option<f64> {
+    summary.rows.first().map(|row| row.majority_baseline.mean)
+}
+
+/// Test accuracy after each fine-tuning epoch on `num_domain` domains, epoch 0 being the
+/// zero-shot score: BERT and, per number of meta-training tasks, the Meta-BERT meta-trained on
+/// the same D (both saw the same domains). None when no fine-tuning run on this D finished.
+pub fn accuracy_by_epoch(
+    summary: &Summary,
+    num_domain: DomainCount,
+    num_train_tasks: &[usize],
+) -> Option<String> {
+    let mode = Mode::Finetune { num_domain };
+    let epochs = summary
+        .rows
         .iter()
-        .flat_map(|series| series.points.iter().flatten())
-        .flat_map(|&(mean, std)| {
-            let std = std.unwrap_or(0.0);
-            [mean - std, mean + std]
-        })
-        .collect();
-    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !low.is_finite() {
-        return (0.0, 1.0);
-    }
-    let low = ((low - 0.02) * 10.0).floor() / 10.0;
-    let high = ((high + 0.02) * 10.0).ceil() / 10.0;
-    (low.max(0.0), high.min(1.0).max(low.max(0.0) + 0.1))
+        .filter(|row| row.setting.mode == mode)
+        .flat_map(|row| &row.runs)
+        .flat_map(|run| run.epoch_accuracy.iter().map(|&(epoch, _)| epoch))
+        .max()?;
+    let series_of = |name: String, init: Init| {
+        let zero_shot = summary.row(Setting {
+            mode: Mode::ZeroShot,
+            init,
+        });
+        let finetuned = summary.row(Setting { mode, init });
+        let points = (0..=epochs)
+            .map(|epoch| {
+                let seeds = if epoch == 0 {
+                    zero_shot.map_or_else(Vec::new, |row| {
+                        row.runs.iter().map(|run| run.test.accuracy).collect()
+                    })
+                } else {
+                    finetuned.map_or_else(Vec::new, |row| {
+                        row.runs
+                            .iter()
+                            .filter_map(|run| {
+                                run.epoch_accuracy
+                                    .iter()
+                                    .find(|&&(at, _)| at == epoch)
+                                    .map(|&(_, accuracy)| accuracy)
+                            })
+                            .collect()
+                    })
+                };
+                Point::of(seeds)
+            })
+            .collect();
+        Series { name, points }
+    };
+    let mut series = vec![series_of("BERT".to_owned(), Init::Bert)];
+    series.extend(num_train_tasks.iter().map(|&num_train_task| {
+        series_of(
+            meta_bert_name(num_train_task),
+            Init::MetaBert {
+                num_domain,
+                num_train_task,
+            },
+        )
+    }));
+    let title = format!("Test accuracy by fine-tuning epoch (D = {num_domain})");
+    Some(draw(&Chart {
+        title: &title,
+        x_label: "fine-tuning epoch (0 = zero-shot)",
+        x_ticks: (0..=epochs).map(|epoch| epoch.to_string()).collect(),
+        series,
+        majority_baseline: majority_baseline(summary),
+    }))
 }
 
-/// BERT and, per number of meta-training tasks, the Meta-BERT meta-trained on the same D it is
-/// fine-tuned on (both saw the same domains), with the majority baseline of the test split.
-fn series(summary: &Summary, domains: &[DomainCount], num_train_tasks: &[usize]) -> Vec<Series> {
-    let mean_accuracy = |init: Init, num_domain: DomainCount| {
-        let mode = Mode::Finetune { num_domain };
-        summary
-            .rows
-            .iter()
-            .find(|row| row.setting == Setting { mode, init })
-            .map(|row| (row.accuracy.mean, row.accuracy.std))
+/// Test accuracy after fine-tuning on each D: BERT and, per number of meta-training tasks, the
+/// Meta-BERT meta-trained on the same D.
+pub fn accuracy_vs_domains(
+    summary: &Summary,
+    domains: &[DomainCount],
+    num_train_tasks: &[usize],
+) -> String {
+    let point = |init: Init, num_domain: DomainCount| {
+        let row = summary.row(Setting {
+            mode: Mode::Finetune { num_domain },
+            init,
+        })?;
+        Point::of(row.runs.iter().map(|run| run.test.accuracy).collect())
     };
-    let mut all = vec![Series {
+    let mut series = vec![Series {
         name: "BERT".to_owned(),
-        color: COLORS[0],
-        dashed: false,
         points: domains
             .iter()
-            .map(|&num_domain| mean_accuracy(Init::Bert, num_domain))
+            .map(|&num_domain| point(Init::Bert, num_domain))
             .collect(),
     }];
-    for (index, &num_train_task) in num_train_tasks.iter().enumerate() {
-        all.push(Series {
-            name: format!("Meta-BERT ({num_train_task} tasks)"),
-            color: COLORS[(index + 1) % COLORS.len()],
-            dashed: false,
+    series.extend(num_train_tasks.iter().map(|&num_train_task| {
+        Series {
+            name: meta_bert_name(num_train_task),
             points: domains
                 .iter()
                 .map(|&num_domain| {
@@ -86,166 +172,160 @@ fn series(summary: &Summary, domains: &[DomainCount], num_train_tasks: &[usize])
                         num_domain,
                         num_train_task,
                     };
-                    mean_accuracy(init, num_domain)
+                    point(init, num_domain)
                 })
                 .collect(),
-        });
-    }
-    all.push(Series {
-        name: "majority baseline".to_owned(),
-        color: "#7f7f7f",
-        dashed: true,
-        points: domains
-            .iter()
-            .map(|&num_domain| {
-                summary
-                    .rows
-                    .iter()
-                    .find(|row| row.setting.mode == Mode::Finetune { num_domain })
-                    .map(|row| (row.majority_baseline.mean, None))
-            })
-            .collect(),
-    });
-    all
+        }
+    }));
+    draw(&Chart {
+        title: "Test accuracy after fine-tuning on D training domains",
+        x_label: "D (number of training domains)",
+        x_ticks: domains.iter().map(ToString::to_string).collect(),
+        series,
+        majority_baseline: majority_baseline(summary),
+    })
 }
 
-/// The SVG document.
-pub fn accuracy_vs_domains(
-    summary: &Summary,
-    domains: &[DomainCount],
-    num_train_tasks: &[usize],
-) -> String {
-    let all = series(summary, domains, num_train_tasks);
-    let (low, high) = y_range(&all);
-    let plot_width = WIDTH - LEFT - RIGHT;
-    let plot_height = HEIGHT - TOP - BOTTOM;
-    let x = |index: usize| LEFT + plot_width * (index as f64 + 0.5) / domains.len().max(1) as f64;
-    let y = |value: f64| TOP + plot_height * (high - value) / (high - low);
+/// The y-axis range: every drawn value widened to whole tenths, within [0, 1].
+fn y_range(chart: &Chart) -> (f64, f64) {
+    let points = chart
+        .series
+        .iter()
+        .flat_map(|series| series.points.iter().flatten());
+    let values: Vec<f64> = points
+        .flat_map(|point| {
+            let interval = point.interval.map_or([point.mean; 2], |i| [i.low, i.high]);
+            point.seeds.iter().copied().chain(interval)
+        })
+        .chain(chart.majority_baseline)
+        .collect();
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !low.is_finite() {
+        return (0.0, 1.0);
+    }
+    let low = (((low - 0.02) * 10.0).floor() / 10.0).max(0.0);
+    let high = (((high + 0.02) * 10.0).ceil() / 10.0).min(1.0);
+    (low, high.max(low + 0.1))
+}
 
+/// Renders `chart` into an SVG document.
+fn draw(chart: &Chart) -> String {
     let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        svg,
-        r##"<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="24" text-anchor="middle" font-size="15">Test accuracy after fine-tuning on D training domains</text>"#,
-        LEFT + plot_width / 2.0
-    );
-
-    let step = if high - low <= 0.3 { 0.05 } else { 0.1 };
-    let ticks = ((high - low) / step).round() as usize;
-    for tick in 0..=ticks {
-        let value = low + step * tick as f64;
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e0e0e0"/><text x="{}" y="{:.1}" text-anchor="end">{value:.2}</text>"##,
-            LEFT + plot_width,
-            LEFT - 8.0,
-            y(value) + 4.0,
-            y = y(value),
-        );
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        render(chart, &root).expect("drawing into a string does not fail");
+        root.present().expect("drawing into a string does not fail");
     }
-    for (index, num_domain) in domains.iter().enumerate() {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{num_domain}</text>"#,
-            x(index),
-            TOP + plot_height + 20.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_width}" height="{plot_height}" fill="none" stroke="#333333"/>"##
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">D (number of training domains)</text>"#,
-        LEFT + plot_width / 2.0,
-        HEIGHT - 15.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="18" y="{0}" text-anchor="middle" transform="rotate(-90 18 {0})">test accuracy</text>"#,
-        TOP + plot_height / 2.0
-    );
+    svg
+}
 
-    for (rank, series) in all.iter().enumerate() {
-        let name = escape(&series.name);
-        let dash = if series.dashed {
-            r#" stroke-dasharray="6 4""#
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
+fn render(chart: &Chart, root: &Area) -> DrawResult {
+    root.fill(&WHITE)?;
+    let (plot_area, footer) = root.split_vertically(HEIGHT - 22);
+    let (low, high) = y_range(chart);
+    let positions = chart.x_ticks.len();
+    let mut context = ChartBuilder::on(&plot_area)
+        .caption(chart.title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-0.5..positions as f64 - 0.5, low..high)?;
+    let ticks = &chart.x_ticks;
+    let tick_label = |x: &f64| {
+        let index = x.round();
+        let on_tick = (x - index).abs() < 1e-9 && index >= 0.0 && (index as usize) < ticks.len();
+        if on_tick {
+            ticks[index as usize].clone()
         } else {
-            ""
-        };
-        let _ = writeln!(svg, r#"<g class="series" data-series="{name}">"#);
-        let points: Vec<String> = series
+            String::new()
+        }
+    };
+    context
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(TRANSPARENT)
+        .x_labels(positions + 1)
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&|y| format!("{y:.2}"))
+        .x_desc(chart.x_label)
+        .y_desc("test accuracy")
+        .label_style(("sans-serif", 13))
+        .draw()?;
+
+    if let Some(baseline) = chart.majority_baseline {
+        let dashes = DashedLineSeries::new(
+            [(-0.5, baseline), (positions as f64 - 0.5, baseline)],
+            8,
+            5,
+            BASELINE_COLOR.stroke_width(2),
+        );
+        context
+            .draw_series(dashes)?
+            .label(format!("majority baseline ({baseline:.3})"))
+            .legend(|(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], BASELINE_COLOR.stroke_width(2))
+            });
+    }
+
+    // Series side by side around each position, so that their seeds do not hide each other.
+    let spread = 0.3 / chart.series.len().max(1) as f64;
+    for (rank, series) in chart.series.iter().enumerate() {
+        let color = COLORS[rank % COLORS.len()];
+        let offset = (rank as f64 - (chart.series.len() as f64 - 1.0) / 2.0) * spread;
+        let placed: Vec<(f64, &Point)> = series
             .points
             .iter()
             .enumerate()
-            .filter_map(|(index, point)| {
-                point.map(|(mean, _)| format!("{:.1},{:.1}", x(index), y(mean)))
-            })
+            .filter_map(|(index, point)| point.as_ref().map(|point| (index as f64 + offset, point)))
             .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
-            points.join(" "),
-            series.color
-        );
-        for (index, point) in series.points.iter().enumerate() {
-            let Some((mean, std)) = *point else { continue };
-            if let Some(std) = std.filter(|std| *std > 0.0) {
-                let _ = writeln!(
-                    svg,
-                    r#"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="{3}"/>"#,
-                    x(index),
-                    y((mean - std).max(low)),
-                    y((mean + std).min(high)),
-                    series.color
-                );
-            }
-            let _ = writeln!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{}"><title>{name}, D = {}: {mean:.3}</title></circle>"#,
-                x(index),
-                y(mean),
-                series.color,
-                domains[index]
-            );
-        }
-        let legend_y = TOP + 10.0 + 22.0 * rank as f64;
-        let legend_x = LEFT + plot_width + 16.0;
-        let _ = writeln!(
-            svg,
-            r#"<line x1="{legend_x}" x2="{}" y1="{legend_y}" y2="{legend_y}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}">{name}</text>"#,
-            legend_x + 24.0,
-            series.color,
-            legend_x + 30.0,
-            legend_y + 4.0
-        );
-        svg.push_str("</g>\n");
+        context
+            .draw_series(LineSeries::new(
+                placed.iter().map(|&(x, point)| (x, point.mean)),
+                color.stroke_width(2),
+            ))?
+            .label(series.name.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+        context.draw_series(placed.iter().filter_map(|&(x, point)| {
+            point.interval.map(|interval| {
+                ErrorBar::new_vertical(
+                    x,
+                    interval.low.max(low),
+                    point.mean,
+                    interval.high.min(high),
+                    color.stroke_width(2),
+                    10,
+                )
+            })
+        }))?;
+        context.draw_series(
+            placed
+                .iter()
+                .map(|&(x, point)| Circle::new((x, point.mean), 5, color.filled())),
+        )?;
+        context.draw_series(placed.iter().flat_map(|&(x, point)| {
+            point
+                .seeds
+                .iter()
+                .map(move |&seed| Circle::new((x - spread / 3.0, seed), 3, color.stroke_width(1)))
+        }))?;
     }
-    for (line, note) in [
-        "Meta-BERT: meta-trained on",
-        "the same D. Bars: ± 1 std",
-        "over seeds.",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let _ = writeln!(
-            svg,
-            r##"<text x="{}" y="{}" font-size="11" fill="#555555">{note}</text>"##,
-            LEFT + plot_width + 16.0,
-            TOP + plot_height - 28.0 + 14.0 * line as f64
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
+    context
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    footer.draw(&Text::new(
+        "Hollow dots: one per seed. Filled dots: mean over seeds; bars: its 95 % t-interval.",
+        (70, 2),
+        ("sans-serif", 12).into_font().color(&RGBColor(85, 85, 85)),
+    ))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -254,7 +334,7 @@ mod tests {
     use crate::plan::plan;
     use crate::preset::{PAPER, Preset};
     use crate::summary::collect;
-    use crate::summary::tests::write_finetune_results;
+    use crate::summary::tests::{TINY, write_finetune_results, write_zero_shot_results};
 
     const TWO_DOMAINS: Preset = Preset {
         name: "two",
@@ -263,8 +343,72 @@ mod tests {
         ..PAPER
     };
 
+    /// The texts of the SVG, which must be well-formed XML.
+    fn texts(svg: &str) -> Vec<String> {
+        let document = roxmltree::Document::parse(svg).expect("the SVG is well-formed XML");
+        document
+            .descendants()
+            .filter(|node| node.has_tag_name("text"))
+            .filter_map(|node| node.text().map(|text| text.trim().to_owned()))
+            .collect()
+    }
+
+    fn circles(svg: &str) -> usize {
+        let document = roxmltree::Document::parse(svg).unwrap();
+        document
+            .descendants()
+            .filter(|node| node.has_tag_name("circle"))
+            .count()
+    }
+
     #[test]
-    fn svg_is_well_formed_with_one_series_per_model_and_the_baseline() {
+    fn accuracy_by_epoch_starts_at_zero_shot_with_every_seed_and_the_mean() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = plan(&TINY, &[1, 2, 3]);
+        for seed in 1..=3 {
+            let run = |name: &str| dir.path().join(format!("{name}-s{seed}"));
+            let shift = 0.01 * seed as f64;
+            write_finetune_results(&run("finetune-d1-bert"), 0.7 + shift, 0.5);
+            write_finetune_results(&run("finetune-d1-meta-d1-t10"), 0.8 + shift, 0.5);
+            write_zero_shot_results(&run("zeroshot-bert"), 0.4 + shift);
+            write_zero_shot_results(&run("zeroshot-meta-d1-t10"), 0.45 + shift);
+        }
+        let summary = collect(&runs, dir.path()).unwrap();
+        let svg = accuracy_by_epoch(&summary, DomainCount::Count(1), &[10]).unwrap();
+        let texts = texts(&svg);
+        for expected in [
+            "Test accuracy by fine-tuning epoch (D = 1)",
+            "fine-tuning epoch (0 = zero-shot)",
+            "BERT",
+            "Meta-BERT (10 tasks)",
+            "majority baseline (0.800)",
+            "0",
+            "2",
+        ] {
+            assert!(
+                texts.iter().any(|text| text == expected),
+                "{expected}: {texts:?}"
+            );
+        }
+        // 2 models x 3 epochs (0, 1, 2): 3 seed dots, the mean's dot and the one plotters's
+        // error bar draws at its middle.
+        assert_eq!(circles(&svg), 2 * 3 * (3 + 2));
+        // The baseline alone, 0.8, widened to whole tenths.
+        assert_eq!(
+            y_range(&Chart {
+                title: "",
+                x_label: "",
+                x_ticks: vec![],
+                series: vec![],
+                majority_baseline: Some(0.8),
+            }),
+            (0.7, 0.9)
+        );
+        assert!(accuracy_by_epoch(&summary, DomainCount::All, &[10]).is_none());
+    }
+
+    #[test]
+    fn accuracy_vs_domains_has_one_point_per_d_and_model() {
         let dir = tempfile::tempdir().unwrap();
         let runs = plan(&TWO_DOMAINS, &[1, 2]);
         for (name, accuracy) in [
@@ -281,60 +425,18 @@ mod tests {
             }
         }
         let summary = collect(&runs, dir.path()).unwrap();
-        let svg = accuracy_vs_domains(
-            &summary,
-            TWO_DOMAINS.num_domains,
-            TWO_DOMAINS.num_train_tasks,
-        );
-
-        let document = roxmltree::Document::parse(&svg).expect("the SVG is well-formed XML");
-        let series: Vec<&str> = document
-            .descendants()
-            .filter(|node| node.attribute("class") == Some("series"))
-            .filter_map(|node| node.attribute("data-series"))
-            .collect();
-        assert_eq!(
-            series,
-            ["BERT", "Meta-BERT (10 tasks)", "majority baseline"]
-        );
-        let titles: Vec<&str> = document
-            .descendants()
-            .filter(|node| node.has_tag_name("title"))
-            .filter_map(|node| node.text())
-            .collect();
-        assert!(titles.contains(&"BERT, D = all: 0.765"), "{titles:?}");
-        assert!(
-            titles.contains(&"Meta-BERT (10 tasks), D = 1: 0.815"),
-            "{titles:?}"
-        );
-        assert!(
-            titles.contains(&"majority baseline, D = 1: 0.800"),
-            "{titles:?}"
-        );
-        assert!(
-            !titles.iter().any(|title| title.contains("0.315")),
-            "{titles:?}"
-        );
-        let polylines = document
-            .descendants()
-            .filter(|node| node.has_tag_name("polyline"))
-            .count();
-        assert_eq!(polylines, 3);
-    }
-
-    #[test]
-    fn y_range_covers_the_data_within_zero_and_one() {
-        let one = |mean, std| Series {
-            name: String::new(),
-            color: COLORS[0],
-            dashed: false,
-            points: vec![Some((mean, std)), None],
-        };
-        assert_eq!(
-            y_range(&[one(0.55, Some(0.1)), one(0.91, None)]),
-            (0.4, 1.0)
-        );
-        assert_eq!(y_range(&[one(0.5, None)]), (0.4, 0.6));
-        assert_eq!(y_range(&[]), (0.0, 1.0));
+        let svg = accuracy_vs_domains(&summary, TWO_DOMAINS.num_domains, &[10]);
+        let texts = texts(&svg);
+        for expected in ["1", "all", "BERT", "Meta-BERT (10 tasks)"] {
+            assert!(
+                texts.iter().any(|text| text == expected),
+                "{expected}: {texts:?}"
+            );
+        }
+        // 2 models x 2 D: 2 seed dots and the mean's two each (as above); the off-diagonal
+        // 0.31 is not drawn, so the axis starts at 0.6.
+        assert_eq!(circles(&svg), 2 * 2 * (2 + 2));
+        assert!(texts.iter().any(|text| text == "0.60"), "{texts:?}");
+        assert!(!texts.iter().any(|text| text == "0.30"), "{texts:?}");
     }
 }

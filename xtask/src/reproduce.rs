@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::contract::{MetaTrainResults, RESULTS_FILE, read_results};
 use crate::plan::{Run, RunKind, plan};
-use crate::plot::accuracy_vs_domains;
+use crate::plot::{accuracy_by_epoch, accuracy_vs_domains};
 use crate::preset::{DomainCount, Preset};
 use crate::summary::{RunDescription, collect};
 
@@ -60,7 +60,13 @@ pub struct ReproduceReport {
 /// Summary file names under `out_dir`.
 pub const SUMMARY_MARKDOWN: &str = "summary.md";
 pub const SUMMARY_CSV: &str = "summary.csv";
-pub const PLOT_SVG: &str = "accuracy-vs-domains.svg";
+/// Written only for presets with several D.
+pub const DOMAINS_PLOT_SVG: &str = "accuracy-vs-domains.svg";
+
+/// The plot of test accuracy by fine-tuning epoch on `num_domain` domains.
+pub fn epoch_plot_svg(num_domain: DomainCount) -> String {
+    format!("accuracy-by-epoch-d{num_domain}.svg")
+}
 
 /// Runs every run of the grid not yet complete, then writes the summary of all finished runs.
 /// Returns an error after the summary if a run failed.
@@ -160,7 +166,7 @@ pub fn reproduce(config: &ReproduceConfig) -> Result<ReproduceReport> {
     Ok(report)
 }
 
-/// Writes summary.md, summary.csv and the plot from whatever runs have finished.
+/// Writes summary.md, summary.csv and the plots from whatever runs have finished.
 pub fn write_summary(config: &ReproduceConfig, runs: &[Run]) -> Result<()> {
     let summary = collect(runs, &config.runs_dir)?;
     // Paths inside the workspace are shown relative to it: the quick preset's summary is
@@ -171,28 +177,47 @@ pub fn write_summary(config: &ReproduceConfig, runs: &[Run]) -> Result<()> {
             .display()
             .to_string()
     };
+    let preset = &config.preset;
     let description = RunDescription {
-        preset: config.preset.name.to_owned(),
+        preset: preset.name.to_owned(),
         bert_model: shown(Path::new(&config.bert_model)),
         data: shown(&config.data),
+        data_note: data_note(preset, &config.data, &config.work_dir),
         seeds: config.seeds.clone(),
         runs_dir: shown(&config.runs_dir),
     };
     fs::create_dir_all(&config.out_dir)
         .with_context(|| format!("cannot create `{}`", config.out_dir.display()))?;
-    let svg = accuracy_vs_domains(
-        &summary,
-        config.preset.num_domains,
-        config.preset.num_train_tasks,
-    );
-    for (file, content) in [
-        (SUMMARY_MARKDOWN, summary.to_markdown(&description)),
-        (SUMMARY_CSV, summary.to_csv()),
-        (PLOT_SVG, svg),
-    ] {
+    let mut files = vec![
+        (
+            SUMMARY_MARKDOWN.to_owned(),
+            summary.to_markdown(&description),
+        ),
+        (SUMMARY_CSV.to_owned(), summary.to_csv()),
+    ];
+    for &num_domain in preset.num_domains {
+        if let Some(svg) = accuracy_by_epoch(&summary, num_domain, preset.num_train_tasks) {
+            files.push((epoch_plot_svg(num_domain), svg));
+        }
+    }
+    if preset.num_domains.len() > 1 {
+        let svg = accuracy_vs_domains(&summary, preset.num_domains, preset.num_train_tasks);
+        files.push((DOMAINS_PLOT_SVG.to_owned(), svg));
+    }
+    for (file, content) in files {
         atomic_io::write_file(&config.out_dir.join(file), content.as_bytes())?;
     }
     Ok(())
+}
+
+/// The preset's note on its local review file, when that is the file used.
+fn data_note(preset: &Preset, data: &Path, work_dir: &Path) -> Option<String> {
+    let (local, note) = preset.local_data.zip(preset.local_data_note)?;
+    let same = |a: &Path, b: &Path| match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    same(data, &work_dir.join(local)).then(|| note.to_owned())
 }
 
 /// The child's arguments for `run`, writing into `run_dir`.
@@ -524,15 +549,25 @@ fi
 
         let markdown = fs::read_to_string(config.out_dir.join(SUMMARY_MARKDOWN)).unwrap();
         assert!(
-            markdown
-                .contains("| Meta-BERT | 1 | 10 | 1 | 0.800 | 0.500 | 0.830 | +0.100 | +0.000 |"),
+            markdown.contains("| Meta-BERT | 1 | 10 | 1 | 0.800 | – | 0.500 | – | 0.830 |"),
             "{markdown}"
         );
         assert!(!markdown.contains("without results"), "{markdown}");
         assert!(markdown.contains("data `reviews.json`"), "{markdown}");
         assert!(markdown.contains("runs in `runs/one-cell`"), "{markdown}");
         assert!(config.out_dir.join(SUMMARY_CSV).is_file());
-        assert!(config.out_dir.join(PLOT_SVG).is_file());
+        assert!(markdown.contains("| Δ | 1 | 10 | 1 | +0.100 | – | – | cannot tell (1 seed) |"));
+        assert!(
+            !markdown.contains("**Data:**"),
+            "not the preset's local file"
+        );
+        assert!(
+            config
+                .out_dir
+                .join(epoch_plot_svg(DomainCount::Count(1)))
+                .is_file()
+        );
+        assert!(!config.out_dir.join(DOMAINS_PLOT_SVG).exists(), "one D");
         let log = fs::read_to_string(runs.join("logs/meta-d1-t10-s1.log")).unwrap();
         assert!(log.contains("progress of meta-train"), "{log}");
 

@@ -1,14 +1,21 @@
-//! Aggregates the runs' `results.json` over seeds into results/summary.md and summary.csv.
+//! Aggregates the runs' `results.json` over seeds into results/summary.md and summary.csv:
+//! per setting the mean, sample standard deviation and 95 % t-interval over seeds; per
+//! Meta-BERT setting the paired difference from BERT seed by seed, its t-interval over seeds and
+//! a bootstrap interval over the test reviews.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
-use crate::contract::{FinetuneResults, RESULTS_FILE, SplitMetrics, read_results};
+use crate::contract::{FinetuneResults, RESULTS_FILE, SplitMetrics, TestPredictions, read_results};
 use crate::plan::{Init, Run, RunKind};
 use crate::preset::DomainCount;
+use crate::stats::{
+    BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, Interval, Metric, PairedPrediction, Stat, accuracy,
+    bootstrap_difference, macro_f1,
+};
 
 /// How a model was scored on the test split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,6 +26,17 @@ pub enum Mode {
     ZeroShot,
 }
 
+impl Mode {
+    /// The seed paper's reported gain of Meta-BERT over BERT in test accuracy, in percent, for
+    /// the tables' comparison: +2.2 % in low-resource fine-tuning, +5.7 % zero-shot.
+    pub fn paper_delta_accuracy_percent(&self) -> f64 {
+        match self {
+            Mode::Finetune { .. } => 2.2,
+            Mode::ZeroShot => 5.7,
+        }
+    }
+}
+
 /// One row of the summary: a model and how it was scored, over every seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Setting {
@@ -26,46 +44,110 @@ pub struct Setting {
     pub init: Init,
 }
 
-/// Mean and sample standard deviation (n - 1) of one metric over seeds; no deviation from a
-/// single seed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stat {
-    pub mean: f64,
-    pub std: Option<f64>,
+/// What one finished run scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedScores {
+    pub seed: u64,
+    /// The test scores the row reports: final epoch, or before training for zero-shot.
+    pub test: SplitMetrics,
+    /// Test accuracy after each fine-tuning epoch (1, 2, ...); empty for zero-shot.
+    pub epoch_accuracy: Vec<(usize, f64)>,
+    /// Per-review test predictions of the scored model, when the run wrote them.
+    pub predictions: Option<TestPredictions>,
 }
 
-impl Stat {
-    /// Panics on an empty slice: a setting enters the summary only with at least one run.
-    pub fn of(values: &[f64]) -> Stat {
-        assert!(!values.is_empty(), "a statistic needs at least one value");
-        let n = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / n;
-        let std = (values.len() > 1).then(|| {
-            let squares: f64 = values.iter().map(|value| (value - mean).powi(2)).sum();
-            (squares / (n - 1.0)).sqrt()
-        });
-        Stat { mean, std }
-    }
+/// A Meta-BERT setting's difference from BERT in one seed (same seed, same splits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedDelta {
+    pub seed: u64,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    /// Bootstrap intervals over this seed's test reviews, when both runs wrote predictions.
+    pub accuracy_bootstrap: Option<Interval>,
+    pub macro_f1_bootstrap: Option<Interval>,
+}
 
-    fn display(&self) -> String {
-        match self.std {
-            Some(std) => format!("{:.3} ± {std:.3}", self.mean),
-            None => format!("{:.3}", self.mean),
+/// A difference over seeds: its mean, deviation and t-interval, and the bootstrap interval of
+/// its mean over the test reviews of every seed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeltaStat {
+    pub over_seeds: Stat,
+    pub bootstrap: Option<Interval>,
+}
+
+impl DeltaStat {
+    /// Whether the difference is told apart from zero: both its t-interval over seeds (the
+    /// noise of meta-training and fine-tuning) and, when there are predictions, its bootstrap
+    /// interval over test reviews (the noise of which reviews were drawn) exclude 0.
+    pub fn verdict(&self) -> Verdict {
+        match self.over_seeds.interval {
+            None => Verdict::OneSeed,
+            Some(interval) => {
+                let bootstrap_agrees = self.bootstrap.is_none_or(|bootstrap| {
+                    bootstrap.excludes_zero() && (bootstrap.low > 0.0) == (interval.low > 0.0)
+                });
+                if interval.excludes_zero() && bootstrap_agrees {
+                    Verdict::Yes
+                } else {
+                    Verdict::No
+                }
+            }
         }
     }
+}
+
+/// The "distinguishable from zero" column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Yes,
+    No,
+    /// One seed gives no interval over seeds.
+    OneSeed,
+}
+
+impl Verdict {
+    fn text(self) -> &'static str {
+        match self {
+            Verdict::Yes => "yes",
+            Verdict::No => "no",
+            Verdict::OneSeed => "cannot tell (1 seed)",
+        }
+    }
+
+    fn csv(self) -> &'static str {
+        match self {
+            Verdict::Yes => "yes",
+            Verdict::No => "no",
+            Verdict::OneSeed => "",
+        }
+    }
+}
+
+/// A Meta-BERT setting against BERT in the same mode, over the seeds both finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub per_seed: Vec<SeedDelta>,
+    pub accuracy: DeltaStat,
+    pub macro_f1: DeltaStat,
 }
 
 /// One setting's scores over the seeds that finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SettingSummary {
     pub setting: Setting,
-    pub seeds: usize,
     pub accuracy: Stat,
     pub macro_f1: Stat,
     pub majority_baseline: Stat,
-    /// Mean accuracy minus BERT's in the same mode; None for BERT itself or without BERT runs.
-    pub delta_accuracy: Option<f64>,
-    pub delta_macro_f1: Option<f64>,
+    /// Against BERT; None for BERT itself or without BERT runs.
+    pub comparison: Option<Comparison>,
+    /// Every finished seed, in seed order.
+    pub runs: Vec<SeedScores>,
+}
+
+impl SettingSummary {
+    pub fn seeds(&self) -> usize {
+        self.runs.len()
+    }
 }
 
 /// Every setting with at least one finished run, and the runs not finished.
@@ -75,9 +157,16 @@ pub struct Summary {
     pub missing_runs: Vec<String>,
 }
 
+impl Summary {
+    /// The row of `setting`, if any run of it finished.
+    pub fn row(&self, setting: Setting) -> Option<&SettingSummary> {
+        self.rows.iter().find(|row| row.setting == setting)
+    }
+}
+
 /// Reads the results of every fine-tuning and zero-shot run of `runs` found under `runs_dir`.
 pub fn collect(runs: &[Run], runs_dir: &Path) -> Result<Summary> {
-    let mut scores: HashMap<Setting, Vec<SplitMetrics>> = HashMap::new();
+    let mut scores: BTreeMap<Setting, Vec<SeedScores>> = BTreeMap::new();
     let mut missing_runs = Vec::new();
     for run in runs {
         let run_dir = runs_dir.join(run.name());
@@ -101,43 +190,133 @@ pub fn collect(runs: &[Run], runs_dir: &Path) -> Result<Summary> {
             Mode::Finetune { .. } => results.final_test(&run_dir)?,
             Mode::ZeroShot => results.zero_shot_test(&run_dir)?,
         };
-        scores.entry(setting).or_default().push(test);
+        let mut epoch_accuracy: Vec<(usize, f64)> = results
+            .epochs
+            .iter()
+            .map(|epoch| (epoch.epoch, epoch.test.accuracy))
+            .collect();
+        epoch_accuracy.sort_by_key(|&(epoch, _)| epoch);
+        scores.entry(setting).or_default().push(SeedScores {
+            seed: run.seed,
+            test,
+            epoch_accuracy,
+            predictions: results.test_predictions,
+        });
     }
     Ok(Summary {
-        rows: summarize(scores),
+        rows: summarize(scores)?,
         missing_runs,
     })
 }
 
-fn summarize(scores: HashMap<Setting, Vec<SplitMetrics>>) -> Vec<SettingSummary> {
-    let stat = |metrics: &[SplitMetrics], field: fn(&SplitMetrics) -> f64| {
-        Stat::of(&metrics.iter().map(field).collect::<Vec<_>>())
+fn summarize(scores: BTreeMap<Setting, Vec<SeedScores>>) -> Result<Vec<SettingSummary>> {
+    let stat = |runs: &[SeedScores], field: fn(&SplitMetrics) -> f64| {
+        Stat::of(&runs.iter().map(|run| field(&run.test)).collect::<Vec<_>>())
     };
-    let mut rows: Vec<SettingSummary> = scores
+    let bert: HashMap<Mode, &[SeedScores]> = scores
         .iter()
-        .map(|(&setting, metrics)| SettingSummary {
-            setting,
-            seeds: metrics.len(),
-            accuracy: stat(metrics, |m| m.accuracy),
-            macro_f1: stat(metrics, |m| m.macro_f1),
-            majority_baseline: stat(metrics, |m| m.majority_baseline),
-            delta_accuracy: None,
-            delta_macro_f1: None,
+        .filter(|(setting, _)| setting.init == Init::Bert)
+        .map(|(setting, runs)| (setting.mode, runs.as_slice()))
+        .collect();
+    scores
+        .iter()
+        .map(|(&setting, runs)| {
+            let comparison = match (setting.init, bert.get(&setting.mode)) {
+                (Init::MetaBert { .. }, Some(bert)) => compare(bert, runs)?,
+                _ => None,
+            };
+            let mut runs = runs.clone();
+            runs.sort_by_key(|run| run.seed);
+            Ok(SettingSummary {
+                setting,
+                accuracy: stat(&runs, |m| m.accuracy),
+                macro_f1: stat(&runs, |m| m.macro_f1),
+                majority_baseline: stat(&runs, |m| m.majority_baseline),
+                comparison,
+                runs,
+            })
         })
-        .collect();
-    rows.sort_by_key(|row| row.setting);
-    let bert: HashMap<Mode, (f64, f64)> = rows
-        .iter()
-        .filter(|row| row.setting.init == Init::Bert)
-        .map(|row| (row.setting.mode, (row.accuracy.mean, row.macro_f1.mean)))
-        .collect();
-    for row in rows.iter_mut().filter(|row| row.setting.init != Init::Bert) {
-        if let Some(&(accuracy, macro_f1)) = bert.get(&row.setting.mode) {
-            row.delta_accuracy = Some(row.accuracy.mean - accuracy);
-            row.delta_macro_f1 = Some(row.macro_f1.mean - macro_f1);
-        }
+        .collect()
+}
+
+/// The reviews of one seed as both models predicted them; an error if the runs scored
+/// different reviews.
+fn paired_predictions(
+    seed: u64,
+    bert: &TestPredictions,
+    meta: &TestPredictions,
+) -> Result<Vec<PairedPrediction>> {
+    if bert.review_index != meta.review_index || bert.label != meta.label {
+        bail!("seed {seed}: BERT and Meta-BERT were scored on different test reviews");
     }
-    rows
+    if bert.predicted.len() != bert.label.len() || meta.predicted.len() != meta.label.len() {
+        bail!("seed {seed}: a run wrote a prediction list as long as its label list");
+    }
+    Ok(bert
+        .label
+        .iter()
+        .zip(bert.predicted.iter().zip(&meta.predicted))
+        .map(|(&label, (&baseline, &candidate))| PairedPrediction {
+            label,
+            baseline,
+            candidate,
+        })
+        .collect())
+}
+
+/// Meta-BERT minus BERT seed by seed, over the seeds both finished; None if there are none.
+fn compare(bert: &[SeedScores], meta: &[SeedScores]) -> Result<Option<Comparison>> {
+    let mut per_seed = Vec::new();
+    // Per paired seed, its reviews; None as soon as one seed lacks predictions.
+    let mut reviews: Option<Vec<Vec<PairedPrediction>>> = Some(Vec::new());
+    let mut meta: Vec<&SeedScores> = meta.iter().collect();
+    meta.sort_by_key(|run| run.seed);
+    for meta_run in meta {
+        let Some(bert_run) = bert.iter().find(|run| run.seed == meta_run.seed) else {
+            continue;
+        };
+        let paired = match (&bert_run.predictions, &meta_run.predictions) {
+            (Some(bert), Some(meta)) => Some(paired_predictions(meta_run.seed, bert, meta)?),
+            _ => None,
+        };
+        let seed_bootstrap = |metric: Metric| {
+            paired.as_ref().map(|paired| {
+                bootstrap_difference(&[paired], metric, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
+            })
+        };
+        per_seed.push(SeedDelta {
+            seed: meta_run.seed,
+            accuracy: meta_run.test.accuracy - bert_run.test.accuracy,
+            macro_f1: meta_run.test.macro_f1 - bert_run.test.macro_f1,
+            accuracy_bootstrap: seed_bootstrap(accuracy),
+            macro_f1_bootstrap: seed_bootstrap(macro_f1),
+        });
+        reviews = match (reviews, paired) {
+            (Some(mut all), Some(paired)) => {
+                all.push(paired);
+                Some(all)
+            }
+            _ => None,
+        };
+    }
+    if per_seed.is_empty() {
+        return Ok(None);
+    }
+    let delta = |field: fn(&SeedDelta) -> f64, metric: Metric| {
+        let values: Vec<f64> = per_seed.iter().map(field).collect();
+        DeltaStat {
+            over_seeds: Stat::of(&values),
+            bootstrap: reviews.as_ref().map(|reviews| {
+                let seeds: Vec<&[PairedPrediction]> = reviews.iter().map(Vec::as_slice).collect();
+                bootstrap_difference(&seeds, metric, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED)
+            }),
+        }
+    };
+    Ok(Some(Comparison {
+        accuracy: delta(|seed| seed.accuracy, accuracy),
+        macro_f1: delta(|seed| seed.macro_f1, macro_f1),
+        per_seed,
+    }))
 }
 
 /// What the summary's header says about how the runs were made.
@@ -146,6 +325,8 @@ pub struct RunDescription {
     pub preset: String,
     pub bert_model: String,
     pub data: String,
+    /// One line on how the review file differs from the reference's, when it does.
+    pub data_note: Option<String>,
     pub seeds: Vec<u64>,
     pub runs_dir: String,
 }
@@ -164,12 +345,50 @@ fn init_columns(init: Init) -> (&'static str, String, String) {
     }
 }
 
-fn signed(delta: Option<f64>) -> String {
-    delta.map_or_else(|| "–".to_owned(), |delta| format!("{delta:+.3}"))
+fn mean_std(stat: &Stat) -> String {
+    match stat.std {
+        Some(std) => format!("{:.3} ± {std:.3}", stat.mean),
+        None => format!("{:.3}", stat.mean),
+    }
 }
 
+fn interval(interval: Option<Interval>) -> String {
+    interval.map_or_else(
+        || "–".to_owned(),
+        |interval| format!("[{:.3}, {:.3}]", interval.low, interval.high),
+    )
+}
+
+fn signed_interval(interval: Option<Interval>) -> String {
+    interval.map_or_else(
+        || "–".to_owned(),
+        |interval| format!("[{:+.3}, {:+.3}]", interval.low, interval.high),
+    )
+}
+
+fn mode_heading(mode: Mode) -> String {
+    match mode {
+        Mode::Finetune { num_domain } => {
+            format!("## Fine-tuned on D = {num_domain} training domain(s), final epoch\n")
+        }
+        Mode::ZeroShot => "## Zero-shot (no fine-tuning)\n".to_owned(),
+    }
+}
+
+const HOW_TO_READ: &str = "How to read the tables: scores are on the test split (the held-out \
+test domains), as mean ± sample standard deviation over seeds, with the 95 % Student-t interval \
+of the mean. A Meta-BERT row is the checkpoint meta-trained on D domains with the given number \
+of tasks, chosen on validation tasks from the training domains. Δ is Meta-BERT minus BERT in \
+the same seed (same splits, same fine-tuning batches' seed), then averaged over seeds: its \
+t-interval measures the noise of meta-training and fine-tuning across seeds; its bootstrap \
+interval resamples the test reviews of every seed (paired, 4000 resamples) and measures the \
+noise of which reviews the test set holds. Δ is distinguishable from zero when both intervals \
+exclude it. The seed paper's gains are its reported accuracy improvements of Meta-BERT over \
+BERT, on the reference data and sizes.";
+
 impl Summary {
-    /// Markdown: one table per fine-tuning D and one for zero-shot, each row a model.
+    /// Markdown: per fine-tuning D and for zero-shot, a table of scores and one of Δ; then
+    /// every seed's Δ.
     pub fn to_markdown(&self, description: &RunDescription) -> String {
         let mut out = String::new();
         let seeds: Vec<String> = description.seeds.iter().map(u64::to_string).collect();
@@ -180,50 +399,78 @@ impl Summary {
         );
         let _ = writeln!(
             out,
-            "Model `{}`, data `{}`, seeds {}; runs in `{}`. Scores are on the test split \
-             (the held-out test domains), mean ± sample standard deviation over seeds. \
-             Δ is Meta-BERT's mean minus BERT's in the same table. A Meta-BERT row is the \
-             checkpoint meta-trained on D domains with the given number of tasks, chosen on \
-             validation tasks from the training domains.\n",
+            "Model `{}`, data `{}`, seeds {}; runs in `{}`.\n",
             description.bert_model,
             description.data,
             seeds.join(", "),
             description.runs_dir
         );
+        if let Some(note) = &description.data_note {
+            let _ = writeln!(out, "**Data:** {note}\n");
+        }
+        let _ = writeln!(out, "{HOW_TO_READ}\n");
         let mut modes: Vec<Mode> = self.rows.iter().map(|row| row.setting.mode).collect();
         modes.dedup();
-        for mode in modes {
-            match mode {
-                Mode::Finetune { num_domain } => {
-                    let _ = writeln!(
-                        out,
-                        "## Fine-tuned on D = {num_domain} training domain(s), final epoch\n"
-                    );
-                }
-                Mode::ZeroShot => {
-                    let _ = writeln!(out, "## Zero-shot (no fine-tuning)\n");
-                }
-            }
+        for &mode in &modes {
+            out.push_str(&mode_heading(mode));
             out.push_str(
-                "| model | meta-train D | meta-train tasks | seeds | accuracy | macro-F1 \
-                 | majority baseline | Δ accuracy | Δ macro-F1 |\n\
+                "\n| model | meta-train D | meta-train tasks | seeds | accuracy | 95 % interval \
+                 | macro-F1 | 95 % interval | majority baseline |\n\
                  |---|---|---|---|---|---|---|---|---|\n",
             );
-            for row in self.rows.iter().filter(|row| row.setting.mode == mode) {
+            let rows: Vec<&SettingSummary> = self
+                .rows
+                .iter()
+                .filter(|row| row.setting.mode == mode)
+                .collect();
+            for row in &rows {
                 let (model, meta_domains, meta_tasks) = init_columns(row.setting.init);
                 let _ = writeln!(
                     out,
                     "| {model} | {meta_domains} | {meta_tasks} | {} | {} | {} | {} | {} | {} |",
-                    row.seeds,
-                    row.accuracy.display(),
-                    row.macro_f1.display(),
-                    row.majority_baseline.display(),
-                    signed(row.delta_accuracy),
-                    signed(row.delta_macro_f1),
+                    row.seeds(),
+                    mean_std(&row.accuracy),
+                    interval(row.accuracy.interval),
+                    mean_std(&row.macro_f1),
+                    interval(row.macro_f1.interval),
+                    mean_std(&row.majority_baseline),
                 );
+            }
+            let compared: Vec<(&SettingSummary, &Comparison)> = rows
+                .iter()
+                .filter_map(|row| row.comparison.as_ref().map(|comparison| (*row, comparison)))
+                .collect();
+            if !compared.is_empty() {
+                out.push_str(
+                    "\n| Meta-BERT − BERT | meta-train D | meta-train tasks | paired seeds \
+                     | Δ accuracy | t-interval | bootstrap | distinguishable from 0 \
+                     | seed paper's Δ accuracy | Δ macro-F1 | t-interval | bootstrap \
+                     | distinguishable from 0 |\n\
+                     |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+                );
+                for (row, comparison) in compared {
+                    let (_, meta_domains, meta_tasks) = init_columns(row.setting.init);
+                    let (accuracy, macro_f1) = (&comparison.accuracy, &comparison.macro_f1);
+                    let _ = writeln!(
+                        out,
+                        "| Δ | {meta_domains} | {meta_tasks} | {} | {} | {} | {} | {} | +{:.1} % \
+                         | {} | {} | {} | {} |",
+                        comparison.per_seed.len(),
+                        signed_mean_std(&accuracy.over_seeds),
+                        signed_interval(accuracy.over_seeds.interval),
+                        signed_interval(accuracy.bootstrap),
+                        accuracy.verdict().text(),
+                        mode.paper_delta_accuracy_percent(),
+                        signed_mean_std(&macro_f1.over_seeds),
+                        signed_interval(macro_f1.over_seeds.interval),
+                        signed_interval(macro_f1.bootstrap),
+                        macro_f1.verdict().text(),
+                    );
+                }
             }
             out.push('\n');
         }
+        self.per_seed_markdown(&mut out);
         if !self.missing_runs.is_empty() {
             let _ = writeln!(
                 out,
@@ -235,14 +482,57 @@ impl Summary {
         out
     }
 
-    /// CSV, one row per setting; an empty std where only one seed finished.
+    fn per_seed_markdown(&self, out: &mut String) {
+        let compared: Vec<(&SettingSummary, &Comparison)> = self
+            .rows
+            .iter()
+            .filter_map(|row| row.comparison.as_ref().map(|comparison| (row, comparison)))
+            .collect();
+        if compared.is_empty() {
+            return;
+        }
+        out.push_str(
+            "## Δ seed by seed\n\nEach seed's bootstrap interval resamples that seed's test \
+             reviews.\n\n\
+             | table | meta-train D | meta-train tasks | seed | Δ accuracy | bootstrap \
+             | Δ macro-F1 | bootstrap |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for (row, comparison) in compared {
+            let table = match row.setting.mode {
+                Mode::Finetune { num_domain } => format!("fine-tuned, D = {num_domain}"),
+                Mode::ZeroShot => "zero-shot".to_owned(),
+            };
+            let (_, meta_domains, meta_tasks) = init_columns(row.setting.init);
+            for seed in &comparison.per_seed {
+                let _ = writeln!(
+                    out,
+                    "| {table} | {meta_domains} | {meta_tasks} | {} | {:+.3} | {} | {:+.3} | {} |",
+                    seed.seed,
+                    seed.accuracy,
+                    signed_interval(seed.accuracy_bootstrap),
+                    seed.macro_f1,
+                    signed_interval(seed.macro_f1_bootstrap),
+                );
+            }
+        }
+        out.push('\n');
+    }
+
+    /// CSV: per setting one row over all seeds (`seed` = `all`) and one row per seed; Δ columns
+    /// on Meta-BERT rows only; empty cells where a value does not exist (a deviation from one
+    /// seed, a bootstrap without predictions).
     pub fn to_csv(&self) -> String {
         let mut out = String::from(
-            "mode,model,meta_num_domain,meta_num_train_task,finetune_num_domain,seeds,\
-             accuracy_mean,accuracy_std,macro_f1_mean,macro_f1_std,majority_baseline_mean,\
-             delta_accuracy_vs_bert,delta_macro_f1_vs_bert\n",
+            "mode,model,meta_num_domain,meta_num_train_task,finetune_num_domain,seed,seeds,\
+             accuracy_mean,accuracy_std,accuracy_ci_low,accuracy_ci_high,\
+             macro_f1_mean,macro_f1_std,macro_f1_ci_low,macro_f1_ci_high,majority_baseline_mean,\
+             delta_accuracy_mean,delta_accuracy_std,delta_accuracy_t_low,delta_accuracy_t_high,\
+             delta_accuracy_bootstrap_low,delta_accuracy_bootstrap_high,\
+             delta_accuracy_distinguishable,\
+             delta_macro_f1_mean,delta_macro_f1_std,delta_macro_f1_t_low,delta_macro_f1_t_high,\
+             delta_macro_f1_bootstrap_low,delta_macro_f1_bootstrap_high,\
+             delta_macro_f1_distinguishable,paper_delta_accuracy_percent\n",
         );
-        let number = |value: Option<f64>| value.map_or_else(String::new, |v| format!("{v:.6}"));
         for row in &self.rows {
             let (mode, finetune_domains) = match row.setting.mode {
                 Mode::Finetune { num_domain } => ("finetune", num_domain.to_string()),
@@ -259,20 +549,81 @@ impl Summary {
                     num_train_task.to_string(),
                 ),
             };
+            let prefix = format!("{mode},{model},{meta_domains},{meta_tasks},{finetune_domains}");
+            let paper = format!("{:.1}", row.setting.mode.paper_delta_accuracy_percent());
+            let delta_cells = |delta: Option<&DeltaStat>| match delta {
+                Some(delta) => [
+                    number(Some(delta.over_seeds.mean)),
+                    number(delta.over_seeds.std),
+                    number(delta.over_seeds.interval.map(|i| i.low)),
+                    number(delta.over_seeds.interval.map(|i| i.high)),
+                    number(delta.bootstrap.map(|i| i.low)),
+                    number(delta.bootstrap.map(|i| i.high)),
+                    delta.verdict().csv().to_owned(),
+                ]
+                .join(","),
+                None => ",,,,,,".to_owned(),
+            };
+            let comparison = row.comparison.as_ref();
             let _ = writeln!(
                 out,
-                "{mode},{model},{meta_domains},{meta_tasks},{finetune_domains},{},{},{},{},{},{},{},{}",
-                row.seeds,
-                number(Some(row.accuracy.mean)),
-                number(row.accuracy.std),
-                number(Some(row.macro_f1.mean)),
-                number(row.macro_f1.std),
+                "{prefix},all,{},{},{},{},{},{},{}",
+                row.seeds(),
+                stat_cells(&row.accuracy),
+                stat_cells(&row.macro_f1),
                 number(Some(row.majority_baseline.mean)),
-                number(row.delta_accuracy),
-                number(row.delta_macro_f1),
+                delta_cells(comparison.map(|c| &c.accuracy)),
+                delta_cells(comparison.map(|c| &c.macro_f1)),
+                if comparison.is_some() { &paper } else { "" },
             );
+            for run in &row.runs {
+                let seed_delta =
+                    comparison.and_then(|c| c.per_seed.iter().find(|delta| delta.seed == run.seed));
+                let seed_cells = |delta: Option<(f64, Option<Interval>)>| match delta {
+                    Some((value, bootstrap)) => format!(
+                        "{},,,,{},{},",
+                        number(Some(value)),
+                        number(bootstrap.map(|i| i.low)),
+                        number(bootstrap.map(|i| i.high)),
+                    ),
+                    None => ",,,,,,".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{prefix},{},1,{},,,,{},,,,{},{},{},{}",
+                    run.seed,
+                    number(Some(run.test.accuracy)),
+                    number(Some(run.test.macro_f1)),
+                    number(Some(run.test.majority_baseline)),
+                    seed_cells(seed_delta.map(|d| (d.accuracy, d.accuracy_bootstrap))),
+                    seed_cells(seed_delta.map(|d| (d.macro_f1, d.macro_f1_bootstrap))),
+                    if seed_delta.is_some() { &paper } else { "" },
+                );
+            }
         }
         out
+    }
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map_or_else(String::new, |value| format!("{value:.6}"))
+}
+
+/// mean, std, interval low, interval high.
+fn stat_cells(stat: &Stat) -> String {
+    [
+        number(Some(stat.mean)),
+        number(stat.std),
+        number(stat.interval.map(|i| i.low)),
+        number(stat.interval.map(|i| i.high)),
+    ]
+    .join(",")
+}
+
+fn signed_mean_std(stat: &Stat) -> String {
+    match stat.std {
+        Some(std) => format!("{:+.3} ± {std:.3}", stat.mean),
+        None => format!("{:+.3}", stat.mean),
     }
 }
 
@@ -281,6 +632,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::plan::plan;
     use crate::preset::{PAPER, Preset};
+    use crate::stats::t_quantile;
     use std::fs;
 
     /// A one-D, one-task-count grid: BERT and one Meta-BERT, fine-tuned on D = 1.
@@ -292,46 +644,67 @@ pub(crate) mod tests {
         ..PAPER
     };
 
-    pub(crate) fn write_finetune_results(run_dir: &Path, accuracy: f64, macro_f1: f64) {
-        fs::create_dir_all(run_dir).unwrap();
-        let metrics = |accuracy: f64| serde_json::json!({"accuracy": accuracy, "macro_f1": macro_f1, "majority_baseline": 0.8});
-        let results = serde_json::json!({
-            "epochs": [
-                {"epoch": 1, "validation": metrics(0.1), "test": metrics(0.1)},
-                {"epoch": 2, "validation": metrics(0.9), "test": metrics(accuracy)}
-            ],
-            "zero_shot": {"test": metrics(accuracy)}
-        });
-        fs::write(run_dir.join(RESULTS_FILE), results.to_string()).unwrap();
+    fn metrics(accuracy: f64, macro_f1: f64) -> serde_json::Value {
+        serde_json::json!({"accuracy": accuracy, "macro_f1": macro_f1, "majority_baseline": 0.8})
     }
 
-    #[test]
-    fn mean_and_sample_std_match_hand_computed_values() {
-        let stat = Stat::of(&[0.7, 0.8, 0.9]);
-        assert!((stat.mean - 0.8).abs() < 1e-12);
-        // squares 0.01 + 0 + 0.01, over n - 1 = 2: sqrt(0.01) = 0.1
-        assert!((stat.std.unwrap() - 0.1).abs() < 1e-12);
-        let stat = Stat::of(&[1.0, 2.0, 4.0, 5.0]);
-        assert_eq!(stat.mean, 3.0);
-        // (4 + 1 + 1 + 4) / 3 = 10 / 3
-        assert!((stat.std.unwrap() - (10.0f64 / 3.0).sqrt()).abs() < 1e-12);
-        assert_eq!(
-            Stat::of(&[0.5]),
-            Stat {
-                mean: 0.5,
-                std: None
-            }
+    /// A fine-tuning run's results: epoch 1 scores 0.1 below epoch 2, the final one.
+    pub(crate) fn write_finetune_results(run_dir: &Path, accuracy: f64, macro_f1: f64) {
+        write_results(
+            run_dir,
+            serde_json::json!({
+                "epochs": [
+                    {"epoch": 2, "validation": metrics(0.9, 0.9), "test": metrics(accuracy, macro_f1)},
+                    {"epoch": 1, "validation": metrics(0.1, 0.1), "test": metrics(accuracy - 0.1, macro_f1)}
+                ]
+            }),
         );
     }
 
+    pub(crate) fn write_zero_shot_results(run_dir: &Path, accuracy: f64) {
+        write_results(
+            run_dir,
+            serde_json::json!({"epochs": [], "zero_shot": {"test": metrics(accuracy, 0.4)}}),
+        );
+    }
+
+    fn write_results(run_dir: &Path, results: serde_json::Value) {
+        fs::create_dir_all(run_dir).unwrap();
+        fs::write(run_dir.join(RESULTS_FILE), results.to_string()).unwrap();
+    }
+
+    fn row(summary: &Summary, mode: Mode, init: Init) -> &SettingSummary {
+        summary
+            .row(Setting { mode, init })
+            .unwrap_or_else(|| panic!("no row for {mode:?} {init:?}"))
+    }
+
+    const FINETUNE_D1: Mode = Mode::Finetune {
+        num_domain: DomainCount::Count(1),
+    };
+    const META: Init = Init::MetaBert {
+        num_domain: DomainCount::Count(1),
+        num_train_task: 10,
+    };
+
+    fn description() -> RunDescription {
+        RunDescription {
+            preset: "tiny".into(),
+            bert_model: "m".into(),
+            data: "d.json".into(),
+            data_note: Some("a small file.".into()),
+            seeds: vec![1, 2, 3],
+            runs_dir: "runs/tiny".into(),
+        }
+    }
+
     #[test]
-    fn aggregates_seeds_and_compares_meta_bert_with_bert() {
+    fn aggregates_seeds_and_pairs_meta_bert_with_bert_seed_by_seed() {
         let dir = tempfile::tempdir().unwrap();
         let runs = plan(&TINY, &[1, 2, 3]);
         let scores = [
             ("finetune-d1-bert", [0.70, 0.80, 0.90], 0.6),
             ("finetune-d1-meta-d1-t10", [0.80, 0.85, 0.90], 0.7),
-            ("zeroshot-bert", [0.50, 0.50, 0.50], 0.3),
         ];
         for (prefix, accuracies, macro_f1) in scores {
             for (seed, accuracy) in (1..=3).zip(accuracies) {
@@ -342,33 +715,46 @@ pub(crate) mod tests {
                 );
             }
         }
+        for seed in 1..=3 {
+            write_zero_shot_results(&dir.path().join(format!("zeroshot-bert-s{seed}")), 0.5);
+        }
         let summary = collect(&runs, dir.path()).unwrap();
 
-        let row = |mode, init| {
-            summary
-                .rows
-                .iter()
-                .find(|row| row.setting == Setting { mode, init })
-                .unwrap_or_else(|| panic!("no row for {mode:?} {init:?}"))
-        };
-        let finetune = Mode::Finetune {
-            num_domain: DomainCount::Count(1),
-        };
-        let meta = Init::MetaBert {
-            num_domain: DomainCount::Count(1),
-            num_train_task: 10,
-        };
-        let bert_row = row(finetune, Init::Bert);
-        assert_eq!(bert_row.seeds, 3);
+        let bert_row = row(&summary, FINETUNE_D1, Init::Bert);
+        assert_eq!(bert_row.seeds(), 3);
         assert!((bert_row.accuracy.std.unwrap() - 0.1).abs() < 1e-12);
-        assert_eq!(bert_row.delta_accuracy, None);
-        let meta_row = row(finetune, meta);
+        assert_eq!(bert_row.comparison, None);
+        assert_eq!(bert_row.runs[1].epoch_accuracy.len(), 2);
+        assert!((bert_row.runs[1].epoch_accuracy[0].1 - 0.7).abs() < 1e-12);
+        let meta_row = row(&summary, FINETUNE_D1, META);
         assert!((meta_row.accuracy.mean - 0.85).abs() < 1e-12);
         assert!((meta_row.accuracy.std.unwrap() - 0.05).abs() < 1e-12);
-        assert!((meta_row.delta_accuracy.unwrap() - 0.05).abs() < 1e-12);
-        assert!((meta_row.delta_macro_f1.unwrap() - 0.1).abs() < 1e-12);
-        assert!((meta_row.majority_baseline.mean - 0.8).abs() < 1e-12);
-        assert_eq!(row(Mode::ZeroShot, Init::Bert).accuracy.std, Some(0.0));
+        // Per-seed differences +0.10, +0.05, 0.00: mean 0.05, std 0.05, t-interval
+        // 0.05 ± 4.302653 * 0.05 / sqrt(3) = 0.05 ± 0.124207.
+        let comparison = meta_row.comparison.as_ref().unwrap();
+        let deltas: Vec<f64> = comparison.per_seed.iter().map(|d| d.accuracy).collect();
+        assert!(
+            (deltas[0] - 0.10).abs() < 1e-12 && deltas[2].abs() < 1e-12,
+            "{deltas:?}"
+        );
+        let over_seeds = comparison.accuracy.over_seeds;
+        assert!((over_seeds.mean - 0.05).abs() < 1e-12);
+        let half_width = t_quantile(0.95, 2) * 0.05 / 3f64.sqrt();
+        assert!((half_width - 0.124207).abs() < 1e-6);
+        assert!((over_seeds.interval.unwrap().high - 0.174207).abs() < 1e-6);
+        assert_eq!(
+            comparison.accuracy.bootstrap, None,
+            "no predictions written"
+        );
+        assert_eq!(comparison.accuracy.verdict(), Verdict::No);
+        assert!((comparison.macro_f1.over_seeds.mean - 0.1).abs() < 1e-12);
+        assert_eq!(comparison.macro_f1.over_seeds.std, Some(0.0));
+        // A constant difference has a zero-width interval that excludes 0.
+        assert_eq!(comparison.macro_f1.verdict(), Verdict::Yes);
+        assert_eq!(
+            row(&summary, Mode::ZeroShot, Init::Bert).accuracy.std,
+            Some(0.0)
+        );
         assert_eq!(
             summary.missing_runs,
             [
@@ -378,24 +764,102 @@ pub(crate) mod tests {
             ]
         );
 
-        let markdown = summary.to_markdown(&RunDescription {
-            preset: "tiny".into(),
-            bert_model: "m".into(),
-            data: "d.json".into(),
-            seeds: vec![1, 2, 3],
-            runs_dir: "runs/tiny".into(),
-        });
-        assert!(markdown.contains("| Meta-BERT | 1 | 10 | 3 | 0.850 ± 0.050 | 0.700 ± 0.000 | 0.800 ± 0.000 | +0.050 | +0.100 |"), "{markdown}");
-        assert!(markdown.contains("## Zero-shot"), "{markdown}");
-        assert!(markdown.contains("zeroshot-meta-d1-t10-s2"), "{markdown}");
+        let markdown = summary.to_markdown(&description());
+        for expected in [
+            "**Data:** a small file.",
+            "| Meta-BERT | 1 | 10 | 3 | 0.850 ± 0.050 | [0.726, 0.974] | 0.700 ± 0.000 | [0.700, 0.700] | 0.800 ± 0.000 |",
+            "| Δ | 1 | 10 | 3 | +0.050 ± 0.050 | [-0.074, +0.174] | – | no | +2.2 % | +0.100 ± 0.000 | [+0.100, +0.100] | – | yes |",
+            "| fine-tuned, D = 1 | 1 | 10 | 2 | +0.050 | – | +0.100 | – |",
+            "## Zero-shot",
+            "zeroshot-meta-d1-t10-s2",
+        ] {
+            assert!(markdown.contains(expected), "{expected}\n{markdown}");
+        }
 
         let csv = summary.to_csv();
-        assert_eq!(csv.lines().count(), 1 + 3, "{csv}");
-        assert!(csv.contains("finetune,meta-bert,1,10,1,3,0.850000,0.050000,0.700000,0.000000,0.800000,0.050000,0.100000"), "{csv}");
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 1 + 3 * 4, "{csv}");
+        let columns = lines[0].split(',').count();
         assert!(
-            csv.contains("zero-shot,bert,,,,3,0.500000,0.000000,"),
+            lines.iter().all(|line| line.split(',').count() == columns),
             "{csv}"
         );
+        assert!(csv.contains("finetune,meta-bert,1,10,1,all,3,0.850000,0.050000,0.725793,0.974207,0.700000,0.000000,0.700000,0.700000,0.800000,0.050000,0.050000,-0.074207,0.174207,,,no,0.100000,0.000000,0.100000,0.100000,,,yes,2.2"), "{csv}");
+        assert!(csv.contains("finetune,meta-bert,1,10,1,3,1,0.900000,,,,0.700000,,,,0.800000,0.000000,,,,,,,0.100000,,,,,,,2.2"), "{csv}");
+        assert!(
+            csv.contains("zero-shot,bert,,,,all,3,0.500000,0.000000,"),
+            "{csv}"
+        );
+    }
+
+    /// Predictions of 10 reviews, all labelled 1: the model is right on the first `right`.
+    fn predictions(right: usize) -> serde_json::Value {
+        let predicted: Vec<usize> = (0..10).map(|review| usize::from(review < right)).collect();
+        serde_json::json!({
+            "review_index": (100..110).collect::<Vec<usize>>(),
+            "label": vec![1; 10],
+            "predicted": predicted,
+            "probabilities": vec![[0.5, 0.5]; 10],
+        })
+    }
+
+    #[test]
+    fn bootstraps_over_the_test_reviews_of_each_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = plan(&TINY, &[1, 2]);
+        for seed in [1, 2] {
+            for (name, right) in [("bert", 3), ("meta-d1-t10", 9)] {
+                let run_dir = dir.path().join(format!("zeroshot-{name}-s{seed}"));
+                write_results(
+                    &run_dir,
+                    serde_json::json!({
+                        "zero_shot": {"test": metrics(right as f64 / 10.0, 0.5)},
+                        "test_predictions": predictions(right),
+                    }),
+                );
+            }
+        }
+        let summary = collect(&runs, dir.path()).unwrap();
+        let comparison = row(&summary, Mode::ZeroShot, META)
+            .comparison
+            .clone()
+            .unwrap();
+        // Meta-BERT alone is right on 6 of 10 reviews, both on 3: a resample's difference is
+        // the share of the 6 among 10 draws, Binomial(10, 0.6) / 10, whose 2.5 % and 97.5 %
+        // quantiles are 0.3 and 0.9; both seeds are identical and resampled independently.
+        let seed_interval = comparison.per_seed[0].accuracy_bootstrap.unwrap();
+        assert!(
+            (seed_interval.low - 0.3).abs() < 1e-9 && (seed_interval.high - 0.9).abs() < 1e-9,
+            "{seed_interval:?}"
+        );
+        let pooled = comparison.accuracy.bootstrap.unwrap();
+        assert!(pooled.low > 0.3 && pooled.high < 0.9, "{pooled:?}");
+        assert_eq!(comparison.accuracy.verdict(), Verdict::Yes);
+        let markdown = summary.to_markdown(&description());
+        assert!(
+            markdown.contains("| zero-shot | 1 | 10 | 1 | +0.600 | [+0.300, +0.900] |"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("| +5.7 % |"), "{markdown}");
+    }
+
+    #[test]
+    fn predictions_of_different_reviews_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = plan(&TINY, &[1]);
+        let mut other = predictions(5);
+        other["review_index"][0] = serde_json::json!(7);
+        for (name, predictions) in [("bert", predictions(5)), ("meta-d1-t10", other)] {
+            write_results(
+                &dir.path().join(format!("zeroshot-{name}-s1")),
+                serde_json::json!({
+                    "zero_shot": {"test": metrics(0.5, 0.5)},
+                    "test_predictions": predictions,
+                }),
+            );
+        }
+        let error = collect(&runs, dir.path()).unwrap_err().to_string();
+        assert!(error.contains("different test reviews"), "{error}");
     }
 
     #[test]
