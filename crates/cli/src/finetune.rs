@@ -3,12 +3,14 @@
 //! with `--resume`.
 
 use anyhow::{Context, bail};
+use burn::module::Module;
+use burn::tensor::Device;
 use dataset::NumDomain;
 use maml::{EpochRecord, Event, FineTuner, FinetuneConfig, FinetuneData, RngState, Stream};
 use model::BertClassifier;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tasks::EncodedReview;
+use tasks::{EncodedReview, TextEncoder};
 
 use crate::checkpoints::{Checkpoints, Saver};
 use crate::common::{
@@ -29,8 +31,10 @@ pub const VALIDATION_PERCENT: u32 = 20;
     line per scoring), ckpt/transfer.epoch-N/ (Hugging Face–loadable, with optimizer and \
     training state for --resume) and, at the end, results.json ({\"epochs\": [{\"epoch\", \
     \"train_loss\", \"validation\", \"test\"}], \"zero_shot\": {\"validation\", \"test\"}, \
-    \"best_epoch\", \"best_checkpoint\"}). To save disk only two checkpoints are kept: the best \
-    by validation accuracy and the latest."
+    \"best_epoch\", \"best_checkpoint\", \"test_predictions\": {\"review_index\", \"label\", \
+    \"predicted\", \"probabilities\"}}; the predictions are the final model's, one per test \
+    review in review-file order). To save disk only two checkpoints are kept: the best by \
+    validation accuracy and the latest."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -115,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         VALIDATION_PERCENT,
         args.seed,
     )?;
-    let test = split.test_indices(&set)?;
+    let test_indices = split.test_indices(&set)?;
     if train.is_empty() || validation.is_empty() {
         bail!(
             "the training domains ({}) have too few reviews for an 80/20 train/validation split",
@@ -141,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "training_domains": training_domains,
             "train_reviews": train.len(),
             "validation_reviews": validation.len(),
-            "test_reviews": test.len(),
+            "test_reviews": test_indices.len(),
             "finetune_config": config,
         }),
     );
@@ -151,7 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let pick = |indices: &[usize]| -> Vec<&EncodedReview> {
         indices.iter().map(|&index| &encoded[index]).collect()
     };
-    let (train, validation, test) = (pick(&train), pick(&validation), pick(&test));
+    let (train, validation, test) = (pick(&train), pick(&validation), pick(&test_indices));
     let data = FinetuneData {
         train: &train,
         validation: &validation,
@@ -195,7 +199,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if run.train(&mut tuner, &data)? == Outcome::Interrupted {
         return Ok(Outcome::Interrupted);
     }
-    run_dir.write_results(&run.results()?)?;
+    let mut results = run.results()?;
+    results["test_predictions"] =
+        test_predictions(&tuner, &encoder, &set, &test_indices, &args, &device)?;
+    run_dir.write_results(&results)?;
     tracing::info!(
         "done: results in {}",
         run_dir.root().join(RESULTS).display()
@@ -345,6 +352,42 @@ impl Run<'_> {
         }
         Ok(results)
     }
+}
+
+/// The final model's label probabilities for every test review, in review-file order, for
+/// per-review statistics (the bootstrap of `cargo xtask reproduce`) and replays.
+fn test_predictions(
+    tuner: &FineTuner,
+    encoder: &TextEncoder,
+    set: &dataset::ReviewSet,
+    test_indices: &[usize],
+    args: &Args,
+    device: &Device,
+) -> anyhow::Result<Value> {
+    let texts: Vec<String> = test_indices
+        .iter()
+        .map(|&index| set.reviews[index].text.clone())
+        .collect();
+    let model = tuner.model().valid();
+    let probabilities = crate::predict::classify(&model, encoder, &texts, args.batch_size, device)?;
+    let predicted: Vec<usize> = probabilities
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .expect("at least one label")
+        })
+        .collect();
+    let labels: Vec<usize> = test_indices
+        .iter()
+        .map(|&index| set.reviews[index].label)
+        .collect();
+    Ok(json!({
+        "review_index": test_indices,
+        "label": labels,
+        "predicted": predicted,
+        "probabilities": probabilities,
+    }))
 }
 
 fn log_scores(when: &str, record: &EpochRecord) {
