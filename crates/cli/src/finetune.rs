@@ -201,7 +201,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let mut results = run.results()?;
     results["test_predictions"] =
-        test_predictions(&tuner, &encoder, &set, &test_indices, &args, &device)?;
+        crate::predict::test_predictions(
+            &tuner.model().valid(),
+            &encoder,
+            &set,
+            &test_indices,
+            args.batch_size,
+            &device,
+        )?;
     run_dir.write_results(&results)?;
     tracing::info!(
         "done: results in {}",
@@ -354,41 +361,6 @@ impl Run<'_> {
     }
 }
 
-/// The final model's label probabilities for every test review, in review-file order, for
-/// per-review statistics (the bootstrap of `cargo xtask reproduce`) and replays.
-fn test_predictions(
-    tuner: &FineTuner,
-    encoder: &TextEncoder,
-    set: &dataset::ReviewSet,
-    test_indices: &[usize],
-    args: &Args,
-    device: &Device,
-) -> anyhow::Result<Value> {
-    let texts: Vec<String> = test_indices
-        .iter()
-        .map(|&index| set.reviews[index].text.clone())
-        .collect();
-    let model = tuner.model().valid();
-    let probabilities = crate::predict::classify(&model, encoder, &texts, args.batch_size, device)?;
-    let predicted: Vec<usize> = probabilities
-        .iter()
-        .map(|row| {
-            (0..row.len())
-                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                .expect("at least one label")
-        })
-        .collect();
-    let labels: Vec<usize> = test_indices
-        .iter()
-        .map(|&index| set.reviews[index].label)
-        .collect();
-    Ok(json!({
-        "review_index": test_indices,
-        "label": labels,
-        "predicted": predicted,
-        "probabilities": probabilities,
-    }))
-}
 
 fn log_scores(when: &str, record: &EpochRecord) {
     let test = record

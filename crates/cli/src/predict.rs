@@ -151,3 +151,38 @@ pub(crate) fn classify(
     bar.finish_and_clear();
     Ok(probabilities)
 }
+
+/// `model`'s label probabilities for every test review, in review-file order, for
+/// per-review statistics (the bootstrap of `cargo xtask reproduce`) and replays.
+pub(crate) fn test_predictions(
+    model: &BertClassifier,
+    encoder: &TextEncoder,
+    set: &dataset::ReviewSet,
+    test_indices: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> anyhow::Result<Value> {
+    let texts: Vec<String> = test_indices
+        .iter()
+        .map(|&index| set.reviews[index].text.clone())
+        .collect();
+    let probabilities = classify(model, encoder, &texts, batch_size, device)?;
+    let predicted: Vec<usize> = probabilities
+        .iter()
+        .map(|row| {
+            (0..row.len())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .expect("at least one label")
+        })
+        .collect();
+    let labels: Vec<usize> = test_indices
+        .iter()
+        .map(|&index| set.reviews[index].label)
+        .collect();
+    Ok(json!({
+        "review_index": test_indices,
+        "label": labels,
+        "predicted": predicted,
+        "probabilities": probabilities,
+    }))
+}
