@@ -4,13 +4,12 @@
 
 use anyhow::{Context, bail};
 use burn::module::Module;
-use burn::tensor::Device;
 use dataset::NumDomain;
 use maml::{EpochRecord, Event, FineTuner, FinetuneConfig, FinetuneData, RngState, Stream};
 use model::BertClassifier;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tasks::{EncodedReview, TextEncoder};
+use tasks::EncodedReview;
 
 use crate::checkpoints::{Checkpoints, Saver};
 use crate::common::{
@@ -200,15 +199,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Interrupted);
     }
     let mut results = run.results()?;
-    results["test_predictions"] =
-        crate::predict::test_predictions(
-            &tuner.model().valid(),
-            &encoder,
-            &set,
-            &test_indices,
-            args.batch_size,
-            &device,
-        )?;
+    results["test_predictions"] = crate::predict::test_predictions(
+        &tuner.model().valid(),
+        &encoder,
+        &set,
+        &test_indices,
+        args.batch_size,
+        &device,
+    )?;
     run_dir.write_results(&results)?;
     tracing::info!(
         "done: results in {}",
@@ -360,7 +358,6 @@ impl Run<'_> {
         Ok(results)
     }
 }
-
 
 fn log_scores(when: &str, record: &EpochRecord) {
     let test = record

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use maml::Classifier;
 use model::BertClassifier;
-use serde_json::json;
+use serde_json::{Value, json};
 use tasks::{Collation, EncodedReview, TextEncoder};
 
 use crate::common::{self, ModelArgs};
