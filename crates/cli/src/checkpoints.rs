@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::common;
+use crate::run_dir::CHECKPOINTS;
 
 /// Counters, RNG states and history of a run, beside the weights of each checkpoint.
 pub const TRAINING_STATE: &str = "training_state.json";
@@ -128,7 +129,25 @@ pub struct Saver<'a> {
     pub bert_model: &'a str,
 }
 
-impl Saver<'_> {
+impl<'a> Saver<'a> {
+    /// The saver of the run in `run_root`, whose checkpoints are named `prefix.…`.
+    pub fn new(
+        run_root: &Path,
+        prefix: &'static str,
+        source: &'a ModelDir,
+        labels: &'a LabelSet,
+        seed: u64,
+        bert_model: &'a str,
+    ) -> Self {
+        Self {
+            checkpoints: Checkpoints::new(run_root.join(CHECKPOINTS), prefix),
+            source,
+            labels,
+            seed,
+            bert_model,
+        }
+    }
+
     /// The model the run starts from on `device`, and with `resume` the latest complete
     /// checkpoint it continues, whose weights then replace the source model's. No checkpoint
     /// yet (a run killed before its first) starts afresh.

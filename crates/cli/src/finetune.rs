@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tasks::EncodedReview;
 
-use crate::checkpoints::{Checkpoints, Saver};
+use crate::checkpoints::Saver;
 use crate::common::{
     self, BatchingArgs, DataArgs, MicroBatchArgs, ModelArgs, display, parse_learning_rate,
     parse_num_domain,
 };
 use crate::metrics_log::MetricsLog;
-use crate::run_dir::{CHECKPOINTS, METRICS, OutputArgs, RESULTS};
+use crate::run_dir::{METRICS, OutputArgs, RESULTS};
 use crate::{Outcome, interrupt, progress};
 
 /// Share of the training domains' reviews held out for validation, as in the reference.
@@ -127,13 +127,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let device = args.model.device()?;
     let encoder = args.model.encoder(&source, args.batching.padding)?;
-    let saver = Saver {
-        checkpoints: Checkpoints::new(run_dir.root().join(CHECKPOINTS), "transfer"),
-        source: &source,
-        labels: &set.labels,
-        seed: args.seed,
-        bert_model: &args.model.bert_model,
-    };
+    let saver = Saver::new(
+        run_dir.root(),
+        "transfer",
+        &source,
+        &set.labels,
+        args.seed,
+        &args.model.bert_model,
+    );
     let hyparams = crate::run_dir::hyparams(
         "finetune",
         serde_json::to_value(&args).expect("flags serialise"),

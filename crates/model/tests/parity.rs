@@ -51,7 +51,7 @@ fn golden_model(device: &Device) -> BertClassifier {
 }
 
 fn check_hidden_and_pooler(model: &BertClassifier, golden: &Value, device: &Device) {
-    let (input, _) = input(&golden, device);
+    let (input, _) = input(golden, device);
     let output = model.encode(&input);
     let forward = &golden["forward"];
     let [batch, seq_len, hidden] = output.last_hidden_state.dims();

@@ -20,7 +20,7 @@ use crate::common::{
     parse_num_domain,
 };
 use crate::metrics_log::MetricsLog;
-use crate::run_dir::{CHECKPOINTS, METRICS, OutputArgs};
+use crate::run_dir::{METRICS, OutputArgs};
 use crate::{Outcome, interrupt, progress};
 use host::Host;
 
@@ -255,13 +255,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let device = args.model.device()?;
     let source = args.model.resolve()?;
     let encoder = args.model.encoder(&source, args.batching.padding)?;
-    let saver = Saver {
-        checkpoints: Checkpoints::new(run_dir.root().join(CHECKPOINTS), "meta"),
-        source: &source,
-        labels: &set.labels,
-        seed: args.seed,
-        bert_model: &args.model.bert_model,
-    };
+    let saver = Saver::new(
+        run_dir.root(),
+        "meta",
+        &source,
+        &set.labels,
+        args.seed,
+        &args.model.bert_model,
+    );
     let total_steps = args.plan().total_steps();
     let hyparams = crate::run_dir::hyparams(
         "meta-train",
