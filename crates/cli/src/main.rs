@@ -13,6 +13,7 @@ mod meta_train;
 mod metrics_log;
 mod predict;
 mod progress;
+mod record;
 mod run_dir;
 mod table;
 
@@ -82,23 +83,46 @@ fn make_default_device(backend: BackendKind) {
     }
 }
 
-/// Gives the whole process one malloc arena (glibc), unless `MALLOC_ARENA_MAX` says otherwise.
-/// glibc gives each allocating thread an arena of its own; tensor buffers freed in one (a task's
-/// activations) then sit unused while another thread grows its own and faults in fresh pages.
-/// One arena measured ≈ 400 MiB less peak memory at the reference sizes with two task threads
-/// and a 17 % faster default pipeline (BENCHMARKS.md, "One malloc arena").
+/// Tunes glibc's allocator for tensor buffers; a setting the user made through its environment
+/// variable (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_MAX_`, ...) or `GLIBC_TUNABLES` wins.
+///
+/// - One arena: glibc gives each allocating thread an arena of its own; tensor buffers freed in
+///   one (a task's activations) then sit unused while another thread grows its own and faults
+///   in fresh pages. Measured ≈ 400 MiB less peak memory at the reference sizes with two task
+///   threads and a 17 % faster default pipeline (BENCHMARKS.md, "One malloc arena").
+/// - Every buffer from that arena's heap, none mapped on its own (glibc maps each one above
+///   32 MiB anew and unmaps it when freed: page faults, zeroing and, on a VM, TLB-shootdown
+///   interrupts on every step), the heap kept instead of trimmed and grown 256 MiB at a time.
+///   Measured 16 % faster at equal work with the same peak memory (BENCHMARKS.md, "SIMD chosen
+///   at run time").
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn share_one_malloc_arena() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only retunes the allocator; called before this process starts any
-        // other thread.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+fn tune_malloc() {
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    let settings = [
+        (libc::M_ARENA_MAX, 1, "MALLOC_ARENA_MAX", "arena_max"),
+        (libc::M_MMAP_MAX, 0, "MALLOC_MMAP_MAX_", "mmap_max"),
+        (
+            libc::M_TRIM_THRESHOLD,
+            i32::MAX,
+            "MALLOC_TRIM_THRESHOLD_",
+            "trim_threshold",
+        ),
+        (libc::M_TOP_PAD, 256 << 20, "MALLOC_TOP_PAD_", "top_pad"),
+    ];
+    for (parameter, value, variable, tunable) in settings {
+        let user_set = std::env::var_os(variable).is_some()
+            || tunables.contains(&format!("glibc.malloc.{tunable}="));
+        if !user_set {
+            // SAFETY: mallopt only retunes the allocator; called before this process starts
+            // any other thread.
+            unsafe { libc::mallopt(parameter, value) };
+        }
     }
 }
 
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    share_one_malloc_arena();
+    tune_malloc();
     let cli = Cli::parse();
     if let Some(backend) = cli.command.backend() {
         make_default_device(backend);
