@@ -86,6 +86,10 @@ enum Task {
         /// Go on with the remaining runs after one fails.
         #[arg(long)]
         keep_going: bool,
+        /// Run with dropout off and have every run record what it consumed (meta-bert's
+        /// --no-dropout --record), for the PyTorch replay: see FIDELITY.md.
+        #[arg(long)]
+        record: bool,
     },
 }
 
@@ -118,6 +122,7 @@ fn main() -> Result<()> {
             bert_model,
             cli_features,
             keep_going,
+            record,
         } => {
             let config = ReproduceConfig {
                 seeds: (1..=seeds.unwrap_or(preset.seeds)).collect(),
@@ -128,6 +133,7 @@ fn main() -> Result<()> {
                 runs_dir: absolute_or(runs, &root, "runs")?.join(preset.name),
                 out_dir: absolute_or(out, &root, "results")?,
                 keep_going,
+                record,
                 work_dir: root,
                 preset: preset.clone(),
             };

@@ -106,12 +106,13 @@ pub const PAPER: Preset = Preset {
     local_data_note: None,
 };
 
-/// One cell of the reference's grid at small sizes, on MiniLM: meta-training on D = 1 with 40
-/// tasks of 16 support + 8 query reviews, then BERT and Meta-BERT scored zero-shot and fine-tuned
-/// for 2 epochs. The PyTorch reference needs ~15 minutes for this cell on a 2-core CPU.
+/// One cell of the reference's grid at small sizes, on MiniLM, over 3 seeds: meta-training on
+/// D = 1 with 40 tasks of 16 support + 8 query reviews, then BERT and Meta-BERT scored
+/// zero-shot and fine-tuned for 2 epochs. Measured at under 20 minutes on a 2-core CPU after
+/// the build (README, "Quick start").
 pub const QUICK: Preset = Preset {
     name: "quick",
-    seeds: 1,
+    seeds: 3,
     max_seq_len: 128,
     num_domains: &[DomainCount::Count(1)],
     num_train_tasks: &[40],

@@ -37,6 +37,9 @@ pub struct ReproduceConfig {
     pub out_dir: PathBuf,
     /// Go on with the other runs after a failure instead of stopping.
     pub keep_going: bool,
+    /// Every run records what it consumed (`--record`) with dropout off (`--no-dropout`), for
+    /// fidelity/replay.py.
+    pub record: bool,
     /// Working directory of the child processes.
     pub work_dir: PathBuf,
 }
@@ -299,8 +302,12 @@ fn arguments(config: &ReproduceConfig, run: &Run, run_dir: &Path) -> Result<Vec<
     if matches!(run.kind, RunKind::ZeroShot { .. }) {
         args.push("--zero-shot".into());
     }
+    if config.record {
+        args.push("--record".into());
+        args.push("--no-dropout".into());
+    }
     args.push("--quiet".into());
-    if let Some(restart) = restart_flag(run, run_dir) {
+    if let Some(restart) = restart_flag(config, run, run_dir) {
         args.push(restart.into());
     }
     args.insert(0, command.into());
@@ -308,10 +315,14 @@ fn arguments(config: &ReproduceConfig, run: &Run, run_dir: &Path) -> Result<Vec<
 }
 
 /// How to treat a directory left by an interrupted attempt: continue from its checkpoints when
-/// it has some (training runs only), else start over in it.
-fn restart_flag(run: &Run, run_dir: &Path) -> Option<&'static str> {
+/// it has some (training runs only, and not when recording: a record covers a whole run), else
+/// start over in it.
+fn restart_flag(config: &ReproduceConfig, run: &Run, run_dir: &Path) -> Option<&'static str> {
     if !run_dir.exists() {
         return None;
+    }
+    if config.record {
+        return Some("--overwrite");
     }
     let has_checkpoint = fs::read_dir(run_dir.join("ckpt"))
         .map(|mut entries| entries.next().is_some())
@@ -489,6 +500,7 @@ fi
             runs_dir: dir.join("runs").join(ONE_CELL.name),
             out_dir: dir.join("results"),
             keep_going,
+            record: false,
             work_dir: dir.to_path_buf(),
         }
     }
@@ -577,6 +589,21 @@ fi
     }
 
     #[test]
+    fn record_asks_every_run_to_record_without_dropout() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ReproduceConfig {
+            record: true,
+            ..config(dir.path(), "no-match", false)
+        };
+        reproduce(&config).unwrap();
+        let calls = calls(dir.path());
+        assert_eq!(calls.len(), 5, "{calls:#?}");
+        for call in calls {
+            assert!(call.contains(" --record --no-dropout"), "{call}");
+        }
+    }
+
+    #[test]
     fn stops_at_the_first_failure_naming_the_run_and_its_log() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), "*/zeroshot-bert-s1", false);
@@ -629,13 +656,26 @@ fi
             kind: RunKind::ZeroShot { init: Init::Bert },
             seed: 1,
         };
+        let config = config(dir.path(), "no-match", false);
+        let recording = ReproduceConfig {
+            record: true,
+            ..config.clone()
+        };
         let run_dir = dir.path().join("run");
-        assert_eq!(restart_flag(&train, &run_dir), None);
+        assert_eq!(restart_flag(&config, &train, &run_dir), None);
         fs::create_dir_all(&run_dir).unwrap();
-        assert_eq!(restart_flag(&train, &run_dir), Some("--overwrite"));
+        assert_eq!(restart_flag(&config, &train, &run_dir), Some("--overwrite"));
         fs::create_dir_all(run_dir.join("ckpt/transfer.epoch-1")).unwrap();
-        assert_eq!(restart_flag(&train, &run_dir), Some("--resume"));
-        assert_eq!(restart_flag(&zero_shot, &run_dir), Some("--overwrite"));
+        assert_eq!(restart_flag(&config, &train, &run_dir), Some("--resume"));
+        assert_eq!(
+            restart_flag(&config, &zero_shot, &run_dir),
+            Some("--overwrite")
+        );
+        assert_eq!(
+            restart_flag(&recording, &train, &run_dir),
+            Some("--overwrite"),
+            "a record covers a whole run"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::common::{
     parse_num_domain,
 };
 use crate::metrics_log::MetricsLog;
+use crate::record::{self, RecordArgs, Recorder};
 use crate::run_dir::{METRICS, OutputArgs, RESULTS};
 use crate::{Outcome, interrupt, progress};
 
@@ -73,6 +74,9 @@ pub struct Args {
     #[command(flatten)]
     #[serde(flatten)]
     pub micro_batches: MicroBatchArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub record: RecordArgs,
 }
 
 /// What a checkpoint holds besides weights and optimizer state.
@@ -104,7 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .with_eval_batch_size(args.batch_size)
         .with_epochs(args.epochs)
         .with_max_grad_norm(args.max_grad_norm)
-        .with_micro_batches(args.micro_batches.resolve(args.model.backend));
+        .with_micro_batches(args.micro_batches.resolve(args.model.backend))
+        .with_dropout(!args.record.no_dropout);
 
     let source = args.model.resolve()?;
     // A checkpoint's label set is fixed; other models take the review file's.
@@ -161,11 +166,33 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         validation: &validation,
         test: &test,
     };
+    let weight_decay = config.weight_decay;
     let mut tuner = config
         .init(model)?
         .with_threads(common::step_threads(args.model.backend));
 
     run_dir.open(&hyparams)?;
+    let recorder = match args.record.record {
+        true => Some(Recorder::start(
+            run_dir.root(),
+            &saver,
+            tuner.model(),
+            json!({
+                "kind": "run",
+                "command": "finetune",
+                "data": record::absolute(&set.path),
+                "labels": set.labels.names(),
+                "max_seq_len": args.model.max_seq_len,
+                "seed": args.seed,
+                "dropout": !args.record.no_dropout,
+                "lr": args.learning_rate,
+                "weight_decay": weight_decay,
+                "batch_size": args.batch_size,
+                "epochs": args.epochs,
+            }),
+        )?),
+        false => None,
+    };
     let state = resumed.as_ref().map(|resumed| &resumed.state);
     let resumed_epoch = state.map_or(0, |state| state.epoch);
     let had_zero_shot = state.is_some_and(|state| state.zero_shot.is_some());
@@ -177,6 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })?;
     let mut run = Run {
         args: &args,
+        recorder,
         rng: Stream::Training.rng(args.seed),
         saver,
         metrics,
@@ -218,6 +246,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
 struct Run<'a> {
     args: &'a Args,
+    /// With --record.
+    recorder: Option<Recorder>,
     rng: rand_chacha::ChaCha8Rng,
     saver: Saver<'a>,
     metrics: MetricsLog,
@@ -251,11 +281,25 @@ impl Run<'_> {
             let epoch = tuner.completed_epochs() + 1;
             let batches = data.train.len().div_ceil(self.args.batch_size) as u64;
             let bar = progress::bar(batches, &format!("epoch {epoch}"));
+            let mut recorded = Vec::new();
             let record = tuner
                 .epoch(data, &mut self.rng, &mut |event| {
-                    if let Event::FinetuneBatch { loss, .. } = event {
+                    if let Event::FinetuneBatch {
+                        batch, loss, rows, ..
+                    } = event
+                    {
                         bar.inc(1);
                         bar.set_message(format!("loss {loss:.4}"));
+                        if self.recorder.is_some() {
+                            let reviews: Vec<usize> = rows
+                                .iter()
+                                .map(|&row| data.train[row].source_index)
+                                .collect();
+                            recorded.push(json!({
+                                "kind": "batch", "epoch": epoch, "batch": batch,
+                                "rows": reviews, "loss": loss,
+                            }));
+                        }
                     }
                 })
                 .with_context(|| match self.history.last() {
@@ -269,6 +313,9 @@ impl Run<'_> {
                     None => "fine-tuning failed in its first epoch".to_string(),
                 })?;
             bar.finish_and_clear();
+            if let Some(recorder) = &self.recorder {
+                recorded.iter().try_for_each(|line| recorder.line(line))?;
+            }
             log_scores(&format!("epoch {epoch}"), &record);
             self.metrics.append(&json!({
                 "kind": "epoch",

@@ -10,4 +10,5 @@ mod commands;
 mod filesystems;
 mod hub;
 mod non_finite;
+mod record;
 mod resume;

@@ -20,6 +20,8 @@ pub(crate) struct Adapted<M> {
     /// [`crate::Forward::work`] of the support batches the whole model ran forward and
     /// backward on; 0 for ANIL's head-only loop, which trains on features computed once.
     pub(crate) work: usize,
+    /// Each inner batch as positions in the support set, in the order trained on.
+    pub(crate) support_batches: Vec<Vec<usize>>,
 }
 
 /// Adapts a clone of `meta` (Burn clones share their tensors; updates allocate new ones, so
@@ -65,6 +67,7 @@ fn adapt_all<M: Classifier>(
     let support_lengths = lengths::<M>(support);
     let mut inner_losses = Vec::new();
     let mut work = 0;
+    let mut support_batches = Vec::new();
     for _ in 0..config.epochs {
         for positions in plan_batches(&support_lengths, batching.batch_size, batching.order, rng) {
             let items: Vec<&M::Example> = positions.iter().map(|&p| support[p]).collect();
@@ -74,12 +77,14 @@ fn adapt_all<M: Classifier>(
             inner_losses.push(loss.clone().inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(config.lr, model, grads);
+            support_batches.push(positions);
         }
     }
     Adapted {
         model,
         inner_losses,
         work,
+        support_batches,
     }
 }
 
@@ -97,6 +102,7 @@ fn adapt_head<M: Classifier>(
     let labels = labels_tensor::<M>(support, device);
     let support_lengths = lengths::<M>(support);
     let mut inner_losses = Vec::new();
+    let mut support_batches = Vec::new();
     for _ in 0..config.epochs {
         for positions in plan_batches(&support_lengths, batching.batch_size, batching.order, rng) {
             let rows = positions_tensor(&positions, device);
@@ -107,12 +113,14 @@ fn adapt_head<M: Classifier>(
             inner_losses.push(loss.clone().inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(config.lr, model, grads);
+            support_batches.push(positions);
         }
     }
     Ok(Adapted {
         model,
         inner_losses,
         work: 0,
+        support_batches,
     })
 }
 

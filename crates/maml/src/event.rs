@@ -29,6 +29,8 @@ pub enum Event {
         domain: String,
         /// The loss of each inner batch, before its update, in order.
         inner_losses: Vec<f64>,
+        /// Each inner batch as positions in the task's support set, in order.
+        support_batches: Vec<Vec<usize>>,
         /// Query loss at the adapted weights.
         query_loss: f64,
         /// Query accuracy at the adapted weights.
@@ -61,6 +63,8 @@ pub enum Event {
         domain: String,
         /// Query-set metrics at the adapted weights.
         metrics: Metrics,
+        /// Each inner batch as positions in the task's support set, in order.
+        support_batches: Vec<Vec<usize>>,
         /// Time spent on this task.
         elapsed: Duration,
     },
@@ -74,6 +78,8 @@ pub enum Event {
         batches: usize,
         /// The batch's loss before its update.
         loss: f64,
+        /// The batch's examples as positions in the training set, in order.
+        rows: Vec<usize>,
     },
     /// A fine-tuning epoch finished.
     EpochFinished {

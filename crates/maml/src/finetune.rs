@@ -192,6 +192,7 @@ impl<M: Classifier> FineTuner<M> {
                 batch: index + 1,
                 batches: plan.len(),
                 loss,
+                rows: positions.clone(),
             });
         }
         let train_loss = loss_sum / train.len() as f64;

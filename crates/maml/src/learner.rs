@@ -96,6 +96,8 @@ pub struct TaskUpdate {
     pub gradient: GradientsParams,
     /// Loss of each inner batch before its update.
     pub inner_losses: Vec<f64>,
+    /// Each inner batch as positions in the task's support set, in the order trained on.
+    pub support_batches: Vec<Vec<usize>>,
     /// Query loss at the adapted weights.
     pub query_loss: f64,
     /// Query accuracy at the adapted weights.
@@ -283,6 +285,7 @@ impl<M: Classifier> MetaLearner<M> {
                     tasks: tasks.len(),
                     domain: domain.to_string(),
                     inner_losses: update.inner_losses.clone(),
+                    support_batches: update.support_batches.clone(),
                     query_loss: update.query_loss,
                     query_accuracy: update.query_accuracy,
                     elapsed,
@@ -372,13 +375,14 @@ impl<M: Classifier> MetaLearner<M> {
             |task, index, rng| {
                 evaluate_task(&self.model, &self.config, &self.device, task, index, rng)
             },
-            |index, metrics, elapsed| match metrics {
-                Ok(metrics) => {
+            |index, evaluated, elapsed| match evaluated {
+                Ok((metrics, support_batches)) => {
                     events(Event::TaskEvaluated {
                         task: index,
                         tasks: tasks.len(),
                         domain: tasks[index].domain.to_string(),
                         metrics: metrics.clone(),
+                        support_batches,
                         elapsed,
                     });
                     results[index] = Some((tasks[index].domain.to_string(), metrics));
@@ -540,6 +544,7 @@ fn task_update<M: Classifier>(
         }
     };
     // Everything the host needs from this task, in one read-back.
+    let support_batches = adapted.support_batches;
     let mut values = adapted.inner_losses;
     values.push(query_loss);
     values.push(correct);
@@ -549,13 +554,15 @@ fn task_update<M: Classifier>(
     Ok(TaskUpdate {
         gradient,
         inner_losses: host,
+        support_batches,
         query_loss,
         query_accuracy: correct / task.query.len() as f64,
         work,
     })
 }
 
-/// Adapts a copy of `meta` to `task` (the `index`-th) and scores its query set.
+/// Adapts a copy of `meta` to `task` (the `index`-th) and scores its query set; with the inner
+/// batches as positions in the support set.
 fn evaluate_task<M: Classifier>(
     meta: &M,
     config: &MetaConfig<M::BatchOptions>,
@@ -563,7 +570,7 @@ fn evaluate_task<M: Classifier>(
     task: &Task<M::Example>,
     index: usize,
     rng: &mut impl Rng,
-) -> Result<Metrics, MamlError> {
+) -> Result<(Metrics, Vec<Vec<usize>>), MamlError> {
     task.check(meta, &config.inner.batching.options)?;
     let adapted = adapt(meta, &task.support, &config.inner, device, rng)?;
     if !adapted.inner_losses.is_empty() {
@@ -579,10 +586,11 @@ fn evaluate_task<M: Classifier>(
         }
     }
     // One thread: tasks are what runs in parallel here.
-    evaluate(
+    let metrics = evaluate(
         &adapted.model,
         &task.query,
         config.inner.batching.batch_size,
         1,
-    )
+    )?;
+    Ok((metrics, adapted.support_batches))
 }

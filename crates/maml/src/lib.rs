@@ -141,6 +141,7 @@ pub use metrics::{ClassCounts, Metrics};
 pub use selection::best_by_validation;
 pub use tensors::cross_entropy;
 pub use training::{
-    Checkpoint, Evaluation, MetaTraining, Progress, RngState, RunEnd, Saved, Scores, Stream,
-    TaskIndices, TaskSampler, TaskScore, TrainingError, TrainingHost, TrainingPlan, TrainingState,
+    Checkpoint, DrawnTask, Evaluation, MetaTraining, Progress, RngState, RunEnd, Saved, Scores,
+    Stream, TaskIndices, TaskSampler, TaskScore, TrainingError, TrainingHost, TrainingPlan,
+    TrainingState,
 };

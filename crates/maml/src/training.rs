@@ -31,6 +31,28 @@ pub trait TaskIndices {
     fn query(&self) -> &[usize];
 }
 
+/// Which examples a drawn task consists of, as a host hears it (e.g. to record what a run
+/// consumed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrawnTask<'a> {
+    /// The task's domain.
+    pub domain: &'a str,
+    /// Positions of the support examples.
+    pub support: &'a [usize],
+    /// Positions of the query examples.
+    pub query: &'a [usize],
+}
+
+impl<'a> DrawnTask<'a> {
+    fn of(task: &'a impl TaskIndices) -> Self {
+        Self {
+            domain: task.domain(),
+            support: task.support(),
+            query: task.query(),
+        }
+    }
+}
+
 /// A seeded stream of meta-training tasks whose position can be saved and restored.
 pub trait TaskSampler {
     /// One drawn task.
@@ -262,12 +284,23 @@ pub enum Progress<'a> {
     /// From inside an outer step or an evaluation ([`Event::TaskAdapted`],
     /// [`Event::OuterStep`], [`Event::TaskEvaluated`]).
     Event(Event),
-    /// An evaluation started: `tasks` tasks of the `what` set (`validation`, `test`).
+    /// The tasks of outer step `step` were drawn; its events follow, in the order tasks
+    /// finish, each naming its task by position in `tasks`.
+    TasksDrawn {
+        /// The outer step (1-based).
+        step: usize,
+        /// The tasks, in order.
+        tasks: Vec<DrawnTask<'a>>,
+    },
+    /// An evaluation of the meta-model after outer step `step` started on the `what` set
+    /// (`validation`, `test`); its events name their task by position in `tasks`.
     EvaluationStarted {
         /// `validation` or `test`.
         what: &'static str,
-        /// How many tasks.
-        tasks: usize,
+        /// The outer step the evaluated meta-model has taken.
+        step: usize,
+        /// The tasks, in order.
+        tasks: Vec<DrawnTask<'a>>,
     },
     /// An outer step was applied.
     Step {
@@ -475,6 +508,11 @@ impl<'a, M: Classifier, S: TaskSampler> MetaTraining<'a, M, S> {
             .map(|_| self.sampler.sample())
             .collect();
         let tasks = tasks_of(&drawn, self.examples).map_err(|e| self.algorithm_error(e))?;
+        host.progress(Progress::TasksDrawn {
+            step,
+            tasks: drawn.iter().map(DrawnTask::of).collect(),
+        })
+        .map_err(TrainingError::Host)?;
         let mut host_failure = None;
         let report = self
             .learner
@@ -515,7 +553,8 @@ impl<'a, M: Classifier, S: TaskSampler> MetaTraining<'a, M, S> {
             let tasks = tasks_of(drawn, self.examples).map_err(|e| self.algorithm_error(e))?;
             host.progress(Progress::EvaluationStarted {
                 what,
-                tasks: tasks.len(),
+                step,
+                tasks: drawn.iter().map(DrawnTask::of).collect(),
             })
             .map_err(TrainingError::Host)?;
             let mut host_failure = None;

@@ -9,6 +9,7 @@ use tasks::SamplerState;
 
 use crate::checkpoints::{OPTIMIZER_STATE, Saver};
 use crate::metrics_log::MetricsLog;
+use crate::record::Recorder;
 use crate::{interrupt, progress};
 
 /// The binary's side of a meta-training run.
@@ -23,6 +24,8 @@ pub struct Host<'a> {
     pub bar: ProgressBar,
     /// The bar of the evaluation in progress.
     pub evaluation_bar: Option<ProgressBar>,
+    /// With --record.
+    pub recorder: Option<Recorder>,
 }
 
 impl Host<'_> {
@@ -73,27 +76,61 @@ impl TrainingHost<BertClassifier, SamplerState> for Host<'_> {
 
     fn progress(&mut self, progress: Progress<'_>) -> anyhow::Result<()> {
         match progress {
+            Progress::TasksDrawn { step, tasks } => {
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.tasks_drawn(step, None, &tasks);
+                }
+            }
             Progress::Event(Event::TaskAdapted {
                 task,
                 tasks,
                 domain,
+                inner_losses,
+                support_batches,
                 query_loss,
                 ..
-            }) => self.bar.set_message(format!(
-                "task {}/{tasks} ({domain}) query loss {query_loss:.4}",
-                task + 1
-            )),
-            Progress::Event(Event::TaskEvaluated { .. }) => {
+            }) => {
+                self.bar.set_message(format!(
+                    "task {}/{tasks} ({domain}) query loss {query_loss:.4}",
+                    task + 1
+                ));
+                if let Some(recorder) = &self.recorder {
+                    recorder.task(
+                        task,
+                        &domain,
+                        &support_batches,
+                        json!({"inner_losses": inner_losses, "query_loss": query_loss}),
+                    )?;
+                }
+            }
+            Progress::Event(Event::TaskEvaluated {
+                task,
+                domain,
+                metrics,
+                support_batches,
+                ..
+            }) => {
                 if let Some(bar) = &self.evaluation_bar {
                     bar.inc(1);
                 }
+                if let Some(recorder) = &self.recorder {
+                    recorder.task(
+                        task,
+                        &domain,
+                        &support_batches,
+                        json!({"accuracy": metrics.accuracy, "mean_loss": metrics.mean_loss}),
+                    )?;
+                }
             }
             Progress::Event(_) => {}
-            Progress::EvaluationStarted { what, tasks } => {
+            Progress::EvaluationStarted { what, step, tasks } => {
                 if let Some(bar) = self.evaluation_bar.take() {
                     bar.finish_and_clear();
                 }
-                self.evaluation_bar = Some(progress::bar(tasks as u64, what));
+                self.evaluation_bar = Some(progress::bar(tasks.len() as u64, what));
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.tasks_drawn(step, Some(what), &tasks);
+                }
             }
             Progress::Step {
                 report,
@@ -121,6 +158,14 @@ impl TrainingHost<BertClassifier, SamplerState> for Host<'_> {
                     "grad_norm": report.grad_norm,
                     "seconds": seconds,
                 }))?;
+                if let Some(recorder) = &self.recorder {
+                    recorder.line(&json!({
+                        "kind": "outer_step",
+                        "step": report.step,
+                        "mean_query_loss": report.mean_query_loss,
+                        "grad_norm": report.grad_norm,
+                    }))?;
+                }
             }
             Progress::Evaluated(evaluation) => {
                 if let Some(bar) = self.evaluation_bar.take() {

@@ -20,6 +20,7 @@ use crate::common::{
     parse_num_domain,
 };
 use crate::metrics_log::MetricsLog;
+use crate::record::{self, RecordArgs, Recorder};
 use crate::run_dir::{METRICS, OutputArgs};
 use crate::{Outcome, interrupt, progress};
 use host::Host;
@@ -115,6 +116,9 @@ pub struct Args {
     /// steps (and after the last).
     #[arg(long, default_value_t = 20)]
     pub eval_every: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub record: RecordArgs,
 }
 
 /// `--algorithm`.
@@ -177,6 +181,7 @@ impl Args {
         let inner = InnerLoopConfig::default()
             .with_lr(self.inner_update_lr)
             .with_epochs(self.inner_update_step)
+            .with_dropout(!self.record.no_dropout)
             .with_batching(
                 self.batching
                     .batching(self.inner_batch_size, self.model.max_seq_len)?,
@@ -287,6 +292,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         total_steps,
         bar: progress::bar(total_steps as u64, "meta-train"),
         evaluation_bar: None,
+        recorder: None,
     };
     let resumed = match run_dir.is_resume() {
         true => host.latest()?,
@@ -310,6 +316,30 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     )?;
 
     run_dir.open(&hyparams)?;
+    if args.record.record {
+        let settings = json!({
+            "kind": "run",
+            "command": "meta-train",
+            "data": record::absolute(&set.path),
+            "labels": set.labels.names(),
+            "max_seq_len": args.model.max_seq_len,
+            "seed": args.seed,
+            "dropout": !args.record.no_dropout,
+            "outer_lr": args.outer_update_lr,
+            "inner_lr": args.inner_update_lr,
+            "inner_epochs": args.inner_update_step,
+            "eval_inner_epochs": args.inner_update_step_eval,
+            "inner_batch_size": args.inner_batch_size,
+            "outer_batch_size": args.outer_batch_size,
+        });
+        let model = training.learner().model();
+        host.recorder = Some(Recorder::start(
+            run_dir.root(),
+            &host.saver,
+            model,
+            settings,
+        )?);
+    }
     let resumed_step = resumed.as_ref().map_or(0, |resumed| resumed.state.step);
     host.metrics = Some(MetricsLog::open(&run_dir.root().join(METRICS), |line| {
         line["step"]
