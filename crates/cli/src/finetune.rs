@@ -17,7 +17,7 @@ use crate::common::{
     parse_num_domain,
 };
 use crate::metrics_log::MetricsLog;
-use crate::record::{self, RecordArgs, Recorder};
+use crate::record::{RecordArgs, Recorder, RunHeader};
 use crate::run_dir::{METRICS, OutputArgs, RESULTS};
 use crate::{Outcome, interrupt, progress};
 
@@ -177,14 +177,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             run_dir.root(),
             &saver,
             tuner.model(),
+            RunHeader {
+                command: "finetune",
+                data: &set.path,
+                max_seq_len: args.model.max_seq_len,
+                dropout: !args.record.no_dropout,
+            },
             json!({
-                "kind": "run",
-                "command": "finetune",
-                "data": record::absolute(&set.path),
-                "labels": set.labels.names(),
-                "max_seq_len": args.model.max_seq_len,
-                "seed": args.seed,
-                "dropout": !args.record.no_dropout,
                 "lr": args.learning_rate,
                 "weight_decay": weight_decay,
                 "batch_size": args.batch_size,

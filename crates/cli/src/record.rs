@@ -31,6 +31,18 @@ pub struct RecordArgs {
     pub no_dropout: bool,
 }
 
+/// What the first line of every record says besides the command's own settings.
+pub struct RunHeader<'a> {
+    /// `meta-train` or `finetune`.
+    pub command: &'static str,
+    /// The review file.
+    pub data: &'a Path,
+    /// `--max-seq-len`.
+    pub max_seq_len: usize,
+    /// Whether dropout was on.
+    pub dropout: bool,
+}
+
 /// The record of one run, being written.
 pub struct Recorder {
     path: PathBuf,
@@ -49,11 +61,12 @@ struct Drawn {
 
 impl Recorder {
     /// Starts the record of a run in `run_root` (replacing an earlier one): writes the starting
-    /// model to record/initial/ and `settings` as the first line.
+    /// model to record/initial/, and `header` with the command's `settings` as the first line.
     pub fn start(
         run_root: &Path,
         saver: &Saver,
         model: &BertClassifier,
+        header: RunHeader,
         settings: Value,
     ) -> anyhow::Result<Self> {
         let dir = run_root.join(RECORD_DIR);
@@ -76,7 +89,17 @@ impl Recorder {
             path: dir.join("record.jsonl"),
             drawn: None,
         };
-        recorder.line(&settings)?;
+        let mut first = json!({
+            "kind": "run",
+            "command": header.command,
+            "data": absolute(header.data),
+            "labels": saver.labels.names(),
+            "max_seq_len": header.max_seq_len,
+            "seed": saver.seed,
+            "dropout": header.dropout,
+        });
+        merge(&mut first, settings);
+        recorder.line(&first)?;
         Ok(recorder)
     }
 
@@ -146,7 +169,7 @@ fn merge(line: &mut Value, fields: Value) {
 }
 
 /// The review file as an absolute path, for the replay.
-pub fn absolute(path: &Path) -> PathBuf {
+fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 

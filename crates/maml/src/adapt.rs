@@ -1,7 +1,7 @@
 //! The inner loop: a copy of the meta-model adapted to one support set.
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
@@ -34,7 +34,7 @@ pub(crate) fn adapt<M: Classifier>(
     device: &Device,
     rng: &mut impl Rng,
 ) -> Result<Adapted<M>, MamlError> {
-    let optimizer = AdamConfig::new().with_epsilon(TORCH_ADAM_EPSILON).init();
+    let optimizer = M::adam(None);
     let copy = task_copy(meta);
     match config.scope {
         AdaptScope::Full => Ok(adapt_all(copy, support, config, device, optimizer, rng)),

@@ -1,12 +1,14 @@
 //! Meta-BERT's model: [`model::BertClassifier`] over tokenised reviews ([`tasks::EncodedReview`]),
 //! batched as a [`tasks::Collation`] says. Feature `bert`.
 
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Tensor};
-use model::{BertClassifier, BertInput};
+use model::{BertClassifier, BertInput, FusedAdam};
 use tasks::{
     Batch, Collation, EncodedReview, Episode, EpisodeSampler, Padding, SamplerState, collate,
 };
 
+use crate::adapt::TORCH_ADAM_EPSILON;
 use crate::{Classifier, Forward, MamlError, Task, TaskIndices, TaskSampler};
 
 impl Classifier for BertClassifier {
@@ -71,6 +73,14 @@ impl Classifier for BertClassifier {
 
     fn seed_dropout(seed: u64) {
         model::seed_dropout(seed);
+    }
+
+    fn adam(weight_decay: Option<f32>) -> ModuleOptimizer {
+        match weight_decay {
+            None => FusedAdam::adam(TORCH_ADAM_EPSILON),
+            Some(weight_decay) => FusedAdam::adam_w(TORCH_ADAM_EPSILON, weight_decay),
+        }
+        .into()
     }
 
     fn head_features(

@@ -3,11 +3,13 @@
 use std::fmt::Debug;
 
 use burn::module::Module;
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::MamlError;
+use crate::adapt::TORCH_ADAM_EPSILON;
 
 /// A Burn classifier that [`crate::MetaLearner`], [`crate::FineTuner`] and [`crate::evaluate`]
 /// can train and score: it turns a batch of its own examples into logits.
@@ -82,6 +84,20 @@ pub trait Classifier: Module + Sync + 'static {
         _device: &Device,
     ) -> Option<Tensor<2>> {
         None
+    }
+
+    /// The optimizer every algorithm updates this model with: PyTorch's Adam (β = (0.9, 0.999),
+    /// ε = 1e-8), with decoupled `weight_decay` (AdamW) when given. The default is Burn's `Adam`
+    /// or `AdamW`; a model with a faster update that computes the same returns that instead
+    /// (BERT: `model::FusedAdam`, one pass per parameter on Flex).
+    fn adam(weight_decay: Option<f32>) -> ModuleOptimizer {
+        match weight_decay {
+            None => AdamConfig::new().with_epsilon(TORCH_ADAM_EPSILON).init(),
+            Some(weight_decay) => AdamWConfig::new()
+                .with_epsilon(TORCH_ADAM_EPSILON)
+                .with_weight_decay(weight_decay)
+                .init(),
+        }
     }
 
     /// ANIL: the head alone applied to features from [`Classifier::head_features`].

@@ -5,13 +5,13 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::adapt::{TORCH_ADAM_EPSILON, task_copy};
+use crate::adapt::task_copy;
 use crate::config::FinetuneConfig;
 use crate::event::Split;
 use crate::gradients::{add, clip_to_norm, global_norm};
@@ -100,10 +100,7 @@ impl<M: Classifier> FineTuner<M> {
         } else {
             model.without_dropout()
         };
-        let optimizer = AdamWConfig::new()
-            .with_epsilon(TORCH_ADAM_EPSILON)
-            .with_weight_decay(config.weight_decay as f32)
-            .init();
+        let optimizer = M::adam(Some(config.weight_decay as f32));
         Ok(Self {
             model,
             config,

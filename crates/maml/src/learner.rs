@@ -6,12 +6,12 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::adapt::{TORCH_ADAM_EPSILON, adapt};
+use crate::adapt::adapt;
 use crate::config::{MetaAlgorithm, MetaConfig};
 use crate::gradients::{MetaGradient, clip_to_norm, global_norm, weight_difference};
 use crate::parallel::for_each_task;
@@ -181,7 +181,7 @@ impl<M: Classifier> MetaLearner<M> {
             model.without_dropout()
         };
         Ok(Self {
-            outer_optimizer: outer_optimizer(&config),
+            outer_optimizer: outer_optimizer::<M>(&config),
             model,
             config,
             completed_steps: 0,
@@ -460,9 +460,9 @@ impl<M: Classifier> MetaLearner<M> {
     }
 }
 
-fn outer_optimizer<O>(config: &MetaConfig<O>) -> ModuleOptimizer {
+fn outer_optimizer<M: Classifier>(config: &MetaConfig<M::BatchOptions>) -> ModuleOptimizer {
     match config.algorithm {
-        MetaAlgorithm::Fomaml => AdamConfig::new().with_epsilon(TORCH_ADAM_EPSILON).init(),
+        MetaAlgorithm::Fomaml => M::adam(None),
         MetaAlgorithm::Reptile { .. } => SgdConfig::new().init(),
     }
 }

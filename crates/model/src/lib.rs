@@ -94,6 +94,7 @@ pub use checkpoint::{CheckpointMeta, METADATA_FILE, save_checkpoint};
 pub use config::{Activation, BertConfig};
 pub use dropout::seed_dropout;
 pub use error::ModelError;
+pub use fused::adam::FusedAdam;
 pub use fused::simd::{SIMD_ENV, SimdLevel, SimdLevelError, simd_level};
 pub use hub::{ConfigDir, DEFAULT_MODEL, HubOptions, ModelDir, TOKENIZER_FILES, resolve_model};
 pub use load::{LoadReport, load_classifier, random_classifier};

@@ -20,7 +20,7 @@ use crate::common::{
     parse_num_domain,
 };
 use crate::metrics_log::MetricsLog;
-use crate::record::{self, RecordArgs, Recorder};
+use crate::record::{RecordArgs, Recorder, RunHeader};
 use crate::run_dir::{METRICS, OutputArgs};
 use crate::{Outcome, interrupt, progress};
 use host::Host;
@@ -317,14 +317,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
     run_dir.open(&hyparams)?;
     if args.record.record {
+        let header = RunHeader {
+            command: "meta-train",
+            data: &set.path,
+            max_seq_len: args.model.max_seq_len,
+            dropout: !args.record.no_dropout,
+        };
         let settings = json!({
-            "kind": "run",
-            "command": "meta-train",
-            "data": record::absolute(&set.path),
-            "labels": set.labels.names(),
-            "max_seq_len": args.model.max_seq_len,
-            "seed": args.seed,
-            "dropout": !args.record.no_dropout,
             "outer_lr": args.outer_update_lr,
             "inner_lr": args.inner_update_lr,
             "inner_epochs": args.inner_update_step,
@@ -337,6 +336,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             run_dir.root(),
             &host.saver,
             model,
+            header,
             settings,
         )?);
     }

@@ -9,6 +9,7 @@
 //! (gradient checkpointing, other float types), take the ordinary tensor-operation path, which
 //! computes the same function.
 
+pub(crate) mod adam;
 pub(crate) mod attention;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;

@@ -146,6 +146,8 @@ macro_rules! multiversion {
     ) => {
         $(#[$attr])*
         $vis fn $name(level: $crate::fused::simd::SimdLevel, $($arg: $ty),*) $(-> $ret)? {
+            // A kernel that rounds every operation on its own has no use for its `Arithmetic`.
+            #[allow(clippy::extra_unused_type_parameters)]
             #[inline(always)]
             fn kernel<$arithmetic: $crate::fused::simd::Arithmetic>($($arg: $ty),*) $(-> $ret)?
             $body
