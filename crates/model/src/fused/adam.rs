@@ -194,16 +194,16 @@ impl FusedAdam {
     }
 }
 
-/// The new parameter and moments. The gradient's buffer becomes the new parameter's and the
-/// moments are updated in their own buffers (each copied first only if someone else holds it);
-/// the parameter itself, shared with the model it came from, is only read.
+/// The new parameter and moments, each updated in its own buffer (copied first only if someone
+/// else holds it: the inner loop's parameters are shared with the meta-model); the gradient is
+/// only read, and freed after.
 fn update(
     param: FlexTensor,
     grad: FlexTensor,
     moments: Option<(FlexTensor, FlexTensor)>,
     step: Step,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
-    let mut out = into_unique_contiguous(grad);
+    let mut out = into_unique_contiguous(param);
     let (mut moment_1, mut moment_2) = match moments {
         Some((m, v)) => (into_unique_contiguous(m), into_unique_contiguous(v)),
         // Written in full on the first step before anything reads them.
@@ -215,7 +215,7 @@ fn update(
             )
         }
     };
-    let param = contiguous_f32(&param);
+    let grad = contiguous_f32(&grad);
     let level = simd::active();
     out.try_storage_mut::<f32>()
         .expect("a unique buffer")
@@ -232,18 +232,18 @@ fn update(
                 .expect("a unique buffer")
                 .par_chunks_mut(CHUNK),
         )
-        .zip(param.par_chunks(CHUNK))
-        .for_each(|(((grads, m), v), params)| update_chunk(level, grads, m, v, params, step));
+        .zip(grad.par_chunks(CHUNK))
+        .for_each(|(((params, m), v), grads)| update_chunk(level, params, m, v, grads, step));
     (out, moment_1, moment_2)
 }
 
 multiversion! {
-    /// `grads ← the new parameters`, with the moments updated in place, each element through
-    /// exactly Burn's `f32` operations in Burn's order.
-    fn update_chunk<A>(grads: &mut [f32], m: &mut [f32], v: &mut [f32], params: &[f32], step: Step) {
-        let elements = grads.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(params);
-        for (((g, m), v), &p) in elements {
-            let grad = *g;
+    /// Parameters and moments updated in place, each element through exactly Burn's `f32`
+    /// operations in Burn's order.
+    fn update_chunk<A>(params: &mut [f32], m: &mut [f32], v: &mut [f32], grads: &[f32], step: Step) {
+        let elements = params.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grads);
+        for (((param, m), v), &grad) in elements {
+            let p = *param;
             let square = grad * grad;
             if step.first {
                 *m = grad * (1.0 - BETA_1);
@@ -252,7 +252,7 @@ multiversion! {
                 *m = *m * BETA_1 + grad * (1.0 - BETA_1);
                 *v = *v * BETA_2 + square * (1.0 - BETA_2);
             }
-            *g = match step.rule {
+            *param = match step.rule {
                 Rule::Adam { moment_factor, epsilon } => {
                     p - ((*m * moment_factor) / (v.sqrt() + epsilon)) * step.lr
                 }
@@ -387,8 +387,8 @@ mod tests {
         ];
         for step in steps {
             let run = |level| {
-                let (mut out, mut m, mut v) = (grads.clone(), m.clone(), v.clone());
-                update_chunk(level, &mut out, &mut m, &mut v, &params, step);
+                let (mut out, mut m, mut v) = (params.clone(), m.clone(), v.clone());
+                update_chunk(level, &mut out, &mut m, &mut v, &grads, step);
                 [out, m, v].map(|values| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
             };
             let portable = run(SimdLevel::Portable);
