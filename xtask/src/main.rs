@@ -64,6 +64,11 @@ enum Task {
         /// Passed to every meta-bert run as --backend [default: the CLI's].
         #[arg(long)]
         backend: Option<String>,
+        /// Passed to every meta-bert run as --precision (f32, f16, bf16) [default: the CLI's,
+        /// f32]. Runs of another precision than f32 go to their own directory,
+        /// runs/<preset>-<precision>; give --out to keep their summary apart too.
+        #[arg(long)]
+        precision: Option<String>,
         /// Number of seeds (1..=N) [default: the preset's].
         #[arg(long)]
         seeds: Option<u64>,
@@ -115,6 +120,7 @@ fn main() -> Result<()> {
         Task::Reproduce {
             preset,
             backend,
+            precision,
             seeds,
             out,
             runs,
@@ -129,8 +135,10 @@ fn main() -> Result<()> {
                 bin: meta_bert_binary(&root, cli_features.as_deref())?,
                 bert_model: resolve_model(preset, bert_model, &root)?,
                 data: resolve_data(preset, data, &root)?,
+                runs_dir: absolute_or(runs, &root, "runs")?
+                    .join(runs_dir_name(preset.name, precision.as_deref())),
                 backend,
-                runs_dir: absolute_or(runs, &root, "runs")?.join(preset.name),
+                precision,
                 out_dir: absolute_or(out, &root, "results")?,
                 keep_going,
                 record,
@@ -150,6 +158,17 @@ fn main() -> Result<()> {
             );
             reproduce(&config).map(|_| ())
         }
+    }
+}
+
+/// The directory of a preset's runs: its name, with the precision appended unless it is f32,
+/// so that a run in another precision never resumes (or collides with) one in f32.
+fn runs_dir_name(preset: &str, precision: Option<&str>) -> String {
+    match precision {
+        Some(precision) if !precision.eq_ignore_ascii_case("f32") => {
+            format!("{preset}-{}", precision.to_ascii_lowercase())
+        }
+        _ => preset.to_owned(),
     }
 }
 
@@ -244,4 +263,17 @@ fn meta_bert_binary(root: &Path, features: Option<&str>) -> Result<PathBuf> {
         bail!("cargo build --package cli failed ({status})");
     }
     executable.context("cargo build reported no meta-bert executable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_dir_name;
+
+    #[test]
+    fn runs_in_another_precision_get_their_own_directory() {
+        assert_eq!(runs_dir_name("quick", None), "quick");
+        assert_eq!(runs_dir_name("quick", Some("f32")), "quick");
+        assert_eq!(runs_dir_name("quick", Some("F16")), "quick-f16");
+        assert_eq!(runs_dir_name("paper", Some("bf16")), "paper-bf16");
+    }
 }

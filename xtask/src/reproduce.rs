@@ -31,6 +31,8 @@ pub struct ReproduceConfig {
     pub data: PathBuf,
     /// Passed through as `--backend` when given; the CLI's default otherwise.
     pub backend: Option<String>,
+    /// Passed through as `--precision` when given; the CLI's default (f32) otherwise.
+    pub precision: Option<String>,
     /// Where each run gets its own directory, e.g. `runs/quick`.
     pub runs_dir: PathBuf,
     /// Where summary.md, summary.csv and the plot go.
@@ -299,6 +301,9 @@ fn arguments(config: &ReproduceConfig, run: &Run, run_dir: &Path) -> Result<Vec<
     if let Some(backend) = &config.backend {
         flag("backend", backend);
     }
+    if let Some(precision) = &config.precision {
+        flag("precision", precision);
+    }
     if matches!(run.kind, RunKind::ZeroShot { .. }) {
         args.push("--zero-shot".into());
     }
@@ -497,6 +502,7 @@ fi
             bert_model: "base-model".to_owned(),
             data: dir.join("reviews.json"),
             backend: Some("flex".to_owned()),
+            precision: Some("f16".to_owned()),
             runs_dir: dir.join("runs").join(ONE_CELL.name),
             out_dir: dir.join("results"),
             keep_going,
@@ -534,7 +540,7 @@ fi
             calls[0]
         );
         assert!(
-            calls[0].ends_with("--seed 1 --max-seq-len 256 --backend flex --quiet"),
+            calls[0].ends_with("--seed 1 --max-seq-len 256 --backend flex --precision f16 --quiet"),
             "{}",
             calls[0]
         );

@@ -150,7 +150,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let device = args.model.device()?;
     let (model, model_root, random_weights) = load_model(&args, &set.labels, &device)?;
-    let model = model.with_skip_padding(!args.compute_padding);
+    let model = model
+        .with_skip_padding(!args.compute_padding)
+        .with_precision(args.model.precision);
     let encoder =
         TextEncoder::from_model_dir(&model_root, args.model.max_seq_len, args.batching.padding)
             .with_context(|| {
@@ -247,6 +249,7 @@ fn report(args: &Args, work: &Work, seconds: f64, simd_level: SimdLevel, model: 
         "padding": args.batching.padding.to_string(),
         "batch_order": args.batching.batch_order.to_string(),
         "backend": args.model.backend.name(),
+        "precision": args.model.precision.name(),
         "threads": threads(),
         "cpu": cpu_model(),
         "simd_level": simd_level.name(),

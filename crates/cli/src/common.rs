@@ -10,7 +10,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use dataset::{LabelSet, NumDomain, REFERENCE_TEST_DOMAINS, ReviewSet, SplitConfig};
 use maml::BatchOrder;
 use maml::Metrics;
-use model::{BackendKind, BertClassifier, HubOptions, ModelDir};
+use model::{BackendKind, BertClassifier, HubOptions, ModelDir, Precision};
 use serde::Serialize;
 use tasks::{Collation, EncodedReview, Padding, TextEncoder};
 
@@ -63,18 +63,39 @@ pub struct ModelArgs {
     /// Longest token sequence, [CLS] and [SEP] included; longer reviews are truncated.
     #[arg(long, default_value_t = tasks::DEFAULT_MAX_SEQ_LEN)]
     pub max_seq_len: usize,
-    /// Compute backend. wgpu is in the default build; cuda and tch need `--features cuda|tch`.
-    #[arg(long, default_value = "flex", value_parser = choice::<BackendKind>(&["flex", "wgpu", "cuda", "tch"]))]
+    /// Compute backend. wgpu (any graphics API) and vulkan (Vulkan only, SPIR-V kernels where
+    /// the adapter allows) are in the default build; cuda and tch need `--features cuda|tch`.
+    /// `meta-bert backends` lists what this binary has.
+    #[arg(long, default_value = "flex", value_parser = choice::<BackendKind>(&["flex", "wgpu", "vulkan", "cuda", "tch"]))]
     #[serde(serialize_with = "display")]
     pub backend: BackendKind,
+    /// What matrix products compute in: f32, or f16/bf16 with f32 accumulation while weights,
+    /// optimizer moments, LayerNorm, softmax and the loss stay f32 (as torch.autocast). f16
+    /// trains with dynamic loss scaling (as torch.amp.GradScaler). Refused where the backend
+    /// lacks the dtype.
+    #[arg(long, default_value = "f32", value_parser = choice::<Precision>(&["f32", "f16", "bf16"]))]
+    #[serde(serialize_with = "display")]
+    pub precision: Precision,
 }
 
 impl ModelArgs {
-    /// The device of `--backend`.
+    /// The device of `--backend`, checked to compute in `--precision`.
     pub fn device(&self) -> anyhow::Result<Device> {
-        self.backend
+        let device = self
+            .backend
             .device()
-            .with_context(|| format!("--backend {}", self.backend))
+            .with_context(|| format!("--backend {}", self.backend))?;
+        self.backend
+            .check_precision(&device, self.precision)
+            .with_context(|| format!("--precision {}", self.precision))?;
+        Ok(device)
+    }
+
+    /// Loss scaling for training in `--precision`: GradScaler's defaults for f16, none otherwise.
+    pub fn loss_scaling(&self) -> Option<maml::LossScaling> {
+        self.precision
+            .needs_loss_scaling()
+            .then(maml::LossScaling::default)
     }
 
     /// The model directory `--bert-model` names (downloading a hub id if needed).

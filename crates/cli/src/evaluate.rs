@@ -79,7 +79,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let indices = select(&set, &args, split)?;
     let device = args.model.device()?;
     let encoder = args.model.encoder(&source, tasks::Padding::Longest)?;
-    let model = common::load_classifier(&source, &labels, args.seed, &device)?;
+    let model = common::load_classifier(&source, &labels, args.seed, &device)?
+        .with_precision(args.model.precision);
     let encoded = common::encode(&encoder, &set)?;
 
     let mut by_domain: BTreeMap<&str, Vec<&EncodedReview>> = BTreeMap::new();

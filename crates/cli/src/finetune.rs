@@ -89,6 +89,9 @@ struct TrainingState {
     zero_shot: Option<EpochRecord>,
     /// One record per trained epoch.
     history: Vec<EpochRecord>,
+    /// The loss scale (with --precision f16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loss_scaler: Option<maml::LossScaler>,
 }
 
 /// Runs `meta-bert finetune`.
@@ -109,7 +112,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .with_epochs(args.epochs)
         .with_max_grad_norm(args.max_grad_norm)
         .with_micro_batches(args.micro_batches.resolve(args.model.backend))
-        .with_dropout(!args.record.no_dropout);
+        .with_dropout(!args.record.no_dropout)
+        .with_loss_scaling(args.model.loss_scaling());
 
     let source = args.model.resolve()?;
     // A checkpoint's label set is fixed; other models take the review file's.
@@ -156,6 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     );
     run_dir.check_same_settings(&hyparams)?;
     let (model, resumed) = saver.starting_point::<TrainingState>(run_dir.is_resume(), &device)?;
+    let model = model.with_precision(args.model.precision);
     let encoded = common::encode(&encoder, &set)?;
     let pick = |indices: &[usize]| -> Vec<&EncodedReview> {
         indices.iter().map(|&index| &encoded[index]).collect()
@@ -216,6 +221,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         run.rng = state.rng.restore()?;
         run.zero_shot = state.zero_shot;
         run.history = state.history;
+        if let Some(scaler) = state.loss_scaler {
+            tuner.restore_loss_scaler(scaler);
+        }
         tracing::info!(
             "resuming from {} after epoch {}",
             resumed.dir.display(),
@@ -281,9 +289,16 @@ impl Run<'_> {
             let batches = data.train.len().div_ceil(self.args.batch_size) as u64;
             let bar = progress::bar(batches, &format!("epoch {epoch}"));
             let mut recorded = Vec::new();
+            let mut loss_scaling = None;
             let record = tuner
                 .epoch(data, &mut self.rng, &mut |event| {
-                    if let Event::FinetuneBatch {
+                    if let Event::EpochFinished {
+                        loss_scaling: report,
+                        ..
+                    } = event
+                    {
+                        loss_scaling = report;
+                    } else if let Event::FinetuneBatch {
                         batch, loss, rows, ..
                     } = event
                     {
@@ -316,13 +331,18 @@ impl Run<'_> {
                 recorded.iter().try_for_each(|line| recorder.line(line))?;
             }
             log_scores(&format!("epoch {epoch}"), &record);
-            self.metrics.append(&json!({
+            let mut line = json!({
                 "kind": "epoch",
                 "epoch": record.epoch,
                 "train_loss": record.train_loss,
                 "validation": record.validation,
                 "test": record.test,
-            }))?;
+            });
+            if let Some(report) = loss_scaling {
+                line["loss_scale"] = json!(report.scale);
+                line["skipped_updates"] = json!(report.skipped_updates);
+            }
+            self.metrics.append(&line)?;
             self.history.push(record);
             self.save(tuner)?;
         }
@@ -350,6 +370,7 @@ impl Run<'_> {
             rng: RngState::of(&self.rng, self.args.seed),
             zero_shot: self.zero_shot.clone(),
             history: self.history.clone(),
+            loss_scaler: tuner.loss_scaler(),
         };
         let record = self.history.last().expect("saved after an epoch");
         let mut meta = self.saver.meta(0, epoch);

@@ -1,6 +1,7 @@
 //! `meta-bert`: meta-train BERT with first-order MAML, fine-tune it, score it and classify with
 //! it. One module per command; the numeric work lives in the library crates.
 
+mod backends;
 mod bench;
 mod checkpoints;
 mod common;
@@ -48,6 +49,8 @@ enum Command {
     Data(data::Command),
     /// Time meta-training, fine-tuning or inference steps; prints one JSON object.
     Bench(bench::Args),
+    /// List the compute backends and kernel compilers this binary has (--probe: start them).
+    Backends(backends::Args),
 }
 
 /// How a command that ran without error ended.
@@ -68,7 +71,7 @@ impl Command {
             Self::Evaluate(args) => Some(args.model.backend),
             Self::Predict(args) => Some(args.model.backend),
             Self::Bench(args) => Some(args.model.backend),
-            Self::Data(_) => None,
+            Self::Data(_) | Self::Backends(_) => None,
         }
     }
 }
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args),
         Command::Data(command) => data::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Backends(args) => backends::run(args),
     };
     match result {
         Ok(Outcome::Completed) => ExitCode::SUCCESS,

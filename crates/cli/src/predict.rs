@@ -53,7 +53,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let device = args.model.device()?;
     let encoder = args.model.encoder(&source, tasks::Padding::Longest)?;
-    let model = common::load_classifier(&source, &labels, 0, &device)?.valid();
+    let model = common::load_classifier(&source, &labels, 0, &device)?
+        .with_precision(args.model.precision)
+        .valid();
     let probabilities = classify(&model, &encoder, &texts, args.batch_size, &device)?;
 
     let mut rows = Vec::with_capacity(texts.len());

@@ -10,5 +10,6 @@ mod commands;
 mod filesystems;
 mod hub;
 mod non_finite;
+mod precision;
 mod record;
 mod resume;

@@ -1,11 +1,11 @@
 //! The inner loop: a copy of the meta-model adapted to one support set.
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
 use crate::config::{AdaptScope, Batching, InnerLoopConfig};
+use crate::loss_scaling::{Scaling, gradients};
 use crate::tensors::{by_length, cross_entropy, labels_tensor, lengths};
 use crate::{Classifier, MamlError, plan_batches};
 
@@ -22,23 +22,76 @@ pub(crate) struct Adapted<M> {
     pub(crate) work: usize,
     /// Each inner batch as positions in the support set, in the order trained on.
     pub(crate) support_batches: Vec<Vec<usize>>,
+    /// The loss scaling after the loop (shrunk by each overflow in it), `None` without.
+    pub(crate) scaling: Option<Scaling>,
+    /// Inner updates skipped because their gradient overflowed.
+    pub(crate) skipped_updates: usize,
 }
 
 /// Adapts a clone of `meta` (Burn clones share their tensors; updates allocate new ones, so
 /// `meta` is never modified) with a fresh Adam over `config.epochs` passes of `support`.
-/// `device` is the meta-model's autodiff device.
+/// `device` is the meta-model's autodiff device. With `scaling`, each backward pass is loss
+/// scaled, and an update whose gradient overflows is skipped and shrinks the scale for the rest
+/// of the loop.
 pub(crate) fn adapt<M: Classifier>(
     meta: &M,
     support: &[&M::Example],
     config: &InnerLoopConfig<M::BatchOptions>,
+    scaling: Option<Scaling>,
     device: &Device,
     rng: &mut impl Rng,
 ) -> Result<Adapted<M>, MamlError> {
-    let optimizer = M::adam(None);
-    let copy = task_copy(meta);
-    match config.scope {
-        AdaptScope::Full => Ok(adapt_all(copy, support, config, device, optimizer, rng)),
-        AdaptScope::HeadOnly => adapt_head(copy, support, config, device, optimizer, rng),
+    let mut inner = InnerLoop {
+        model: task_copy(meta),
+        optimizer: M::adam(None),
+        lr: config.lr,
+        scaling,
+        skipped_updates: 0,
+        inner_losses: Vec::new(),
+        support_batches: Vec::new(),
+    };
+    let work = match config.scope {
+        AdaptScope::Full => adapt_all(&mut inner, support, config, device, rng),
+        AdaptScope::HeadOnly => adapt_head(&mut inner, support, config, device, rng)?,
+    };
+    Ok(Adapted {
+        model: inner.model,
+        inner_losses: inner.inner_losses,
+        work,
+        support_batches: inner.support_batches,
+        scaling: inner.scaling,
+        skipped_updates: inner.skipped_updates,
+    })
+}
+
+/// The adapting copy and what its loop has recorded so far.
+struct InnerLoop<M> {
+    model: M,
+    optimizer: burn::optim::ModuleOptimizer,
+    lr: f64,
+    scaling: Option<Scaling>,
+    skipped_updates: usize,
+    inner_losses: Vec<Tensor<1>>,
+    support_batches: Vec<Vec<usize>>,
+}
+
+impl<M: Classifier> InnerLoop<M> {
+    /// One inner update from the batch at `positions` with loss `loss` (skipped if its scaled
+    /// gradient overflows).
+    fn step(&mut self, loss: Tensor<1>, positions: Vec<usize>) {
+        self.inner_losses.push(loss.clone().inner());
+        match gradients(loss, &self.model, self.scaling.as_ref()) {
+            Some(grads) => {
+                self.model = self.optimizer.step(self.lr, self.model.clone(), grads);
+            }
+            None => {
+                self.skipped_updates += 1;
+                if let Some(scaling) = &mut self.scaling {
+                    scaling.update(true);
+                }
+            }
+        }
+        self.support_batches.push(positions);
     }
 }
 
@@ -55,73 +108,54 @@ pub(crate) fn task_copy<M: Module>(meta: &M) -> M {
     meta.clone().map(&mut Detach)
 }
 
+/// The whole model's inner loop; returns the work of its batches.
 fn adapt_all<M: Classifier>(
-    mut model: M,
+    inner: &mut InnerLoop<M>,
     support: &[&M::Example],
     config: &InnerLoopConfig<M::BatchOptions>,
     device: &Device,
-    mut optimizer: burn::optim::ModuleOptimizer,
     rng: &mut impl Rng,
-) -> Adapted<M> {
+) -> usize {
     let batching = &config.batching;
     let support_lengths = lengths::<M>(support);
-    let mut inner_losses = Vec::new();
     let mut work = 0;
-    let mut support_batches = Vec::new();
     for _ in 0..config.epochs {
         for positions in plan_batches(&support_lengths, batching.batch_size, batching.order, rng) {
             let items: Vec<&M::Example> = positions.iter().map(|&p| support[p]).collect();
-            let forward = model.forward(&items, &batching.options, device);
+            let forward = inner.model.forward(&items, &batching.options, device);
             work += forward.work;
             let loss = cross_entropy(forward.logits, labels_tensor::<M>(&items, device));
-            inner_losses.push(loss.clone().inner());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(config.lr, model, grads);
-            support_batches.push(positions);
+            inner.step(loss, positions);
         }
     }
-    Adapted {
-        model,
-        inner_losses,
-        work,
-        support_batches,
-    }
+    work
 }
 
-/// ANIL's inner loop: only the head learns, on pooled features computed once.
+/// ANIL's inner loop: only the head learns, on pooled features computed once. Its work counts
+/// nothing (no batch goes through the whole model).
 fn adapt_head<M: Classifier>(
-    mut model: M,
+    inner: &mut InnerLoop<M>,
     support: &[&M::Example],
     config: &InnerLoopConfig<M::BatchOptions>,
     device: &Device,
-    mut optimizer: burn::optim::ModuleOptimizer,
     rng: &mut impl Rng,
-) -> Result<Adapted<M>, MamlError> {
+) -> Result<usize, MamlError> {
     let batching = &config.batching;
-    let features = head_features(&model, support, batching, device)?;
+    let features = head_features(&inner.model, support, batching, device)?;
     let labels = labels_tensor::<M>(support, device);
     let support_lengths = lengths::<M>(support);
-    let mut inner_losses = Vec::new();
-    let mut support_batches = Vec::new();
     for _ in 0..config.epochs {
         for positions in plan_batches(&support_lengths, batching.batch_size, batching.order, rng) {
             let rows = positions_tensor(&positions, device);
-            let logits = model
+            let logits = inner
+                .model
                 .head_logits(features.clone().select(0, rows.clone()))
                 .ok_or(MamlError::NoHead)?;
             let loss = cross_entropy(logits, labels.clone().select(0, rows));
-            inner_losses.push(loss.clone().inner());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(config.lr, model, grads);
-            support_batches.push(positions);
+            inner.step(loss, positions);
         }
     }
-    Ok(Adapted {
-        model,
-        inner_losses,
-        work: 0,
-        support_batches,
-    })
+    Ok(0)
 }
 
 /// What the head reads for every support example, `[support, features]` in support order,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BatchOrder, Classifier, FineTuner, MamlError, MetaLearner};
+use crate::{BatchOrder, Classifier, FineTuner, LossScaling, MamlError, MetaLearner};
 
 /// Builder methods `with_field(value) -> Self`, one per named field, as Burn's configs have.
 macro_rules! builders {
@@ -118,6 +118,12 @@ pub struct MetaConfig<O> {
     pub max_grad_norm: Option<f64>,
     /// Adaptation to each task.
     pub inner: InnerLoopConfig<O>,
+    /// Dynamic loss scaling of every backward pass (inner, query and evaluation adaptation), for
+    /// a model computing in f16; `None` (the default) for full precision. One scale serves the
+    /// whole step: it shrinks after any overflow in the step and grows after
+    /// `growth_interval` clean outer steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaling: Option<LossScaling>,
 }
 
 impl<O: Default> Default for MetaConfig<O> {
@@ -127,6 +133,7 @@ impl<O: Default> Default for MetaConfig<O> {
             outer_lr: 5e-5,
             max_grad_norm: None,
             inner: InnerLoopConfig::default(),
+            loss_scaling: None,
         }
     }
 }
@@ -154,6 +161,10 @@ pub struct FinetuneConfig<O> {
     /// once on [`crate::FineTuner::with_threads`] threads. 1 = the whole batch at once.
     #[serde(default = "one")]
     pub micro_batches: usize,
+    /// Dynamic loss scaling of every batch's backward pass, for a model computing in f16;
+    /// `None` (the default) for full precision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaling: Option<LossScaling>,
 }
 
 fn one() -> usize {
@@ -171,6 +182,7 @@ impl<O: Default> Default for FinetuneConfig<O> {
             dropout: true,
             max_grad_norm: None,
             micro_batches: 1,
+            loss_scaling: None,
         }
     }
 }
@@ -188,6 +200,7 @@ builders!(MetaConfig<O> {
     with_outer_lr => outer_lr: f64,
     with_max_grad_norm => max_grad_norm: Option<f64>,
     with_inner => inner: InnerLoopConfig<O>,
+    with_loss_scaling => loss_scaling: Option<LossScaling>,
 });
 
 builders!(FinetuneConfig<O> {
@@ -199,6 +212,7 @@ builders!(FinetuneConfig<O> {
     with_dropout => dropout: bool,
     with_max_grad_norm => max_grad_norm: Option<f64>,
     with_micro_batches => micro_batches: usize,
+    with_loss_scaling => loss_scaling: Option<LossScaling>,
 });
 
 impl<O> MetaConfig<O> {

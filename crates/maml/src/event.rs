@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::ScalingReport;
 use crate::metrics::Metrics;
 
 /// Which held-out set a score is for.
@@ -48,8 +49,11 @@ pub enum Event {
         mean_query_loss: f64,
         /// Mean query accuracy over the tasks.
         mean_query_accuracy: f64,
-        /// Global L2 norm of the mean meta-gradient, before clipping.
+        /// Global L2 norm of the mean meta-gradient, before clipping (NaN: the step was
+        /// skipped for an overflow under loss scaling).
         grad_norm: f64,
+        /// What loss scaling did in the step, when it is on.
+        loss_scaling: Option<ScalingReport>,
         /// Time spent on the whole step.
         elapsed: Duration,
     },
@@ -87,6 +91,8 @@ pub enum Event {
         epoch: usize,
         /// Mean training loss over the epoch's examples.
         train_loss: f64,
+        /// What loss scaling did in the epoch, when it is on.
+        loss_scaling: Option<ScalingReport>,
         /// Time spent training this epoch.
         elapsed: Duration,
     },

@@ -15,11 +15,14 @@ use crate::adapt::task_copy;
 use crate::config::FinetuneConfig;
 use crate::event::Split;
 use crate::gradients::{add, clip_to_norm, global_norm};
+use crate::loss_scaling::{Scaling, gradients};
 use crate::parallel::for_each_task;
 use crate::tensors::{
     check_examples, cross_entropy, device_of, labels_tensor, lengths, read_floats,
 };
-use crate::{Classifier, Event, MamlError, Metrics, evaluate, optimizer_state, plan_batches};
+use crate::{
+    Classifier, Event, LossScaler, MamlError, Metrics, evaluate, optimizer_state, plan_batches,
+};
 
 /// The examples of a fine-tuning run.
 #[derive(Debug)]
@@ -61,6 +64,7 @@ pub struct FineTuner<M: Classifier> {
     completed_epochs: usize,
     device: Device,
     threads: usize,
+    scaling: Option<Scaling>,
 }
 
 impl<M: Classifier> FineTuner<M> {
@@ -102,6 +106,7 @@ impl<M: Classifier> FineTuner<M> {
         };
         let optimizer = M::adam(Some(config.weight_decay as f32));
         Ok(Self {
+            scaling: Scaling::start(config.loss_scaling),
             model,
             config,
             optimizer,
@@ -162,16 +167,10 @@ impl<M: Classifier> FineTuner<M> {
             rng,
         );
         let mut loss_sum = 0.0;
+        let mut skipped_updates = 0;
         for (index, positions) in plan.iter().enumerate() {
             let items: Vec<&M::Example> = positions.iter().map(|&p| train[p]).collect();
             let (grads, loss_value) = self.batch_gradient(&items, rng.random());
-            let grads = match self.config.max_grad_norm {
-                Some(max_norm) => match global_norm(&self.model, &grads) {
-                    Some(norm) => clip_to_norm(&self.model, grads, norm, max_norm),
-                    None => grads,
-                },
-                None => grads,
-            };
             let loss = read_floats(loss_value)[0];
             if !loss.is_finite() {
                 return Err(MamlError::NonFiniteFinetuneLoss {
@@ -180,9 +179,25 @@ impl<M: Classifier> FineTuner<M> {
                     value: loss,
                 });
             }
-            self.model = self
-                .optimizer
-                .step(self.config.lr, self.model.clone(), grads);
+            if let Some(scaling) = &mut self.scaling {
+                scaling.update(grads.is_none());
+            }
+            match grads {
+                Some(grads) => {
+                    let grads = match self.config.max_grad_norm {
+                        Some(max_norm) => match global_norm(&self.model, &grads) {
+                            Some(norm) => clip_to_norm(&self.model, grads, norm, max_norm),
+                            None => grads,
+                        },
+                        None => grads,
+                    };
+                    self.model = self
+                        .optimizer
+                        .step(self.config.lr, self.model.clone(), grads);
+                }
+                // GradScaler's skipped `step`: AdamW neither moves nor counts it.
+                None => skipped_updates += 1,
+            }
             loss_sum += loss * items.len() as f64;
             events(Event::FinetuneBatch {
                 epoch,
@@ -197,6 +212,9 @@ impl<M: Classifier> FineTuner<M> {
         events(Event::EpochFinished {
             epoch,
             train_loss,
+            loss_scaling: self
+                .scaling
+                .map(|scaling| scaling.report(skipped_updates)),
             elapsed: started.elapsed(),
         });
         Ok(train_loss)
@@ -204,14 +222,19 @@ impl<M: Classifier> FineTuner<M> {
 
     /// The mean-loss gradient of the batch `items` and its loss (not read back): the sum over
     /// [`FinetuneConfig::micro_batches`] slices of its rows, each padded on its own and with
-    /// dropout masks from its own seed, drawn from `seed`.
-    fn batch_gradient(&self, items: &[&M::Example], seed: u64) -> (GradientsParams, Tensor<1>) {
+    /// dropout masks from its own seed, drawn from `seed`. Under loss scaling the gradient is
+    /// `None` when a slice's overflowed.
+    fn batch_gradient(
+        &self,
+        items: &[&M::Example],
+        seed: u64,
+    ) -> (Option<GradientsParams>, Tensor<1>) {
         let rows = items.len();
         let slices = self.config.micro_batches.clamp(1, rows);
         let mut seeds = ChaCha8Rng::seed_from_u64(seed);
         let seeds: Vec<u64> = (0..slices).map(|_| seeds.random()).collect();
         let batching = &self.config.batching;
-        let mut gradient = GradientsParams::new();
+        let mut gradient = Some(GradientsParams::new());
         let mut loss = None;
         // Slices wait here until every earlier slice has been added: sums in slice order are the
         // same floats whatever order the threads finish in.
@@ -234,13 +257,16 @@ impl<M: Classifier> FineTuner<M> {
                 let labels = labels_tensor::<M>(slice_items, &self.device);
                 let slice_loss = cross_entropy(logits, labels) * share;
                 let value = slice_loss.clone().inner();
-                let slice_gradient = GradientsParams::from_grads(slice_loss.backward(), &model);
+                let slice_gradient = gradients(slice_loss, &model, self.scaling.as_ref());
                 (slice_gradient, value)
             },
             |slice, result| {
                 finished.insert(slice, result);
                 while let Some((slice_gradient, value)) = finished.remove(&added) {
-                    gradient = add(&self.model, std::mem::take(&mut gradient), slice_gradient);
+                    gradient = gradient
+                        .take()
+                        .zip(slice_gradient)
+                        .map(|(sum, slice)| add(&self.model, sum, slice));
                     loss = Some(match loss.take() {
                         Some(total) => total + value,
                         None => value,
@@ -318,6 +344,19 @@ impl<M: Classifier> FineTuner<M> {
         self.optimizer = optimizer_state::load(&self.optimizer, optimizer_state)?;
         self.completed_epochs = completed_epochs;
         Ok(())
+    }
+
+    /// The loss scale and its growth count, with [`FinetuneConfig::loss_scaling`] on: save it
+    /// with a checkpoint and give it back to [`Self::restore_loss_scaler`] on resume.
+    pub fn loss_scaler(&self) -> Option<LossScaler> {
+        self.scaling.map(|scaling| scaling.scaler)
+    }
+
+    /// Continues loss scaling from a saved [`Self::loss_scaler`] (ignored without loss scaling).
+    pub fn restore_loss_scaler(&mut self, scaler: LossScaler) {
+        if let Some(scaling) = &mut self.scaling {
+            scaling.scaler = scaler;
+        }
     }
 }
 

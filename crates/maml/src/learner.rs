@@ -14,9 +14,12 @@ use rand_chacha::ChaCha8Rng;
 use crate::adapt::adapt;
 use crate::config::{MetaAlgorithm, MetaConfig};
 use crate::gradients::{MetaGradient, clip_to_norm, global_norm, weight_difference};
+use crate::loss_scaling::{Scaling, gradients};
 use crate::parallel::for_each_task;
 use crate::tensors::{check_examples, cross_entropy, device_of, labels_tensor, read_floats};
-use crate::{Classifier, Event, MamlError, Metrics, evaluate, optimizer_state};
+use crate::{
+    Classifier, Event, LossScaler, MamlError, Metrics, ScalingReport, evaluate, optimizer_state,
+};
 
 /// One few-shot task: a support set to adapt on and a query set to score.
 #[derive(Debug)]
@@ -106,6 +109,11 @@ pub struct TaskUpdate {
     /// model forward and backward (BERT: token positions, padding included). ANIL's head-only
     /// inner loop and Reptile's query scoring count nothing.
     pub work: usize,
+    /// Under loss scaling: inner updates skipped because their gradient overflowed.
+    pub skipped_inner_updates: usize,
+    /// Under loss scaling: the query gradient overflowed, so `gradient` is empty and the outer
+    /// step that includes this task is skipped.
+    pub overflowed: bool,
 }
 
 impl TaskUpdate {
@@ -137,10 +145,13 @@ pub struct OuterStepReport {
     pub mean_query_loss: f64,
     /// Mean query accuracy over the tasks.
     pub mean_query_accuracy: f64,
-    /// Global L2 norm of the mean meta-gradient, before clipping.
+    /// Global L2 norm of the mean meta-gradient, before clipping (NaN when the step was
+    /// skipped for an overflow).
     pub grad_norm: f64,
     /// Sum of the tasks' [`TaskUpdate::work`].
     pub work: usize,
+    /// What loss scaling did, when it is on ([`crate::MetaConfig::loss_scaling`]).
+    pub loss_scaling: Option<ScalingReport>,
 }
 
 /// Test- or validation-task results.
@@ -166,6 +177,7 @@ pub struct MetaLearner<M: Classifier> {
     completed_steps: usize,
     device: Device,
     task_threads: usize,
+    scaling: Option<Scaling>,
 }
 
 impl<M: Classifier> MetaLearner<M> {
@@ -182,6 +194,7 @@ impl<M: Classifier> MetaLearner<M> {
         };
         Ok(Self {
             outer_optimizer: outer_optimizer::<M>(&config),
+            scaling: Scaling::start(config.loss_scaling),
             model,
             config,
             completed_steps: 0,
@@ -226,6 +239,19 @@ impl<M: Classifier> MetaLearner<M> {
         self.completed_steps
     }
 
+    /// The loss scale and its growth count, with [`crate::MetaConfig::loss_scaling`] on: save it
+    /// with a checkpoint and give it back to [`Self::restore_loss_scaler`] on resume.
+    pub fn loss_scaler(&self) -> Option<LossScaler> {
+        self.scaling.map(|scaling| scaling.scaler)
+    }
+
+    /// Continues loss scaling from a saved [`Self::loss_scaler`] (ignored without loss scaling).
+    pub fn restore_loss_scaler(&mut self, scaler: LossScaler) {
+        if let Some(scaling) = &mut self.scaling {
+            scaling.scaler = scaler;
+        }
+    }
+
     /// Adapts a copy of the meta-model to `task` and returns the task's update. The meta-model
     /// is not modified. `rng` orders the support batches; dropout masks come from the device's
     /// generator (GPU backends) or the calling thread's stream (`model::seed_dropout`, Flex).
@@ -234,7 +260,7 @@ impl<M: Classifier> MetaLearner<M> {
         task: &Task<M::Example>,
         rng: &mut impl Rng,
     ) -> Result<TaskUpdate, MamlError> {
-        task_update(&self.model, &self.config, &self.device, task, rng)
+        task_update(&self.model, &self.config, self.scaling, &self.device, task, rng)
     }
 
     /// One outer step: adapts to every task (up to [`Self::with_task_threads`] at once), averages
@@ -263,11 +289,12 @@ impl<M: Classifier> MetaLearner<M> {
         // are the same floats whatever order the threads finish in.
         let mut finished = BTreeMap::new();
         let (mut loss_sum, mut accuracy_sum, mut work) = (0.0, 0.0, 0);
+        let (mut skipped_inner, mut overflowed) = (0, false);
         let mut failure = None;
         self.for_each_task(
             tasks,
             rng,
-            |task, _, rng| task_update(model, &self.config, &self.device, task, rng),
+            |task, _, rng| task_update(model, &self.config, self.scaling, &self.device, task, rng),
             |index, update, elapsed| {
                 let domain = tasks[index].domain;
                 let update = match update
@@ -295,6 +322,8 @@ impl<M: Classifier> MetaLearner<M> {
                     loss_sum += update.query_loss;
                     accuracy_sum += update.query_accuracy;
                     work += update.work;
+                    skipped_inner += update.skipped_inner_updates;
+                    overflowed |= update.overflowed;
                     meta_gradient.add(model, update.gradient);
                 }
                 ControlFlow::Continue(())
@@ -303,13 +332,25 @@ impl<M: Classifier> MetaLearner<M> {
         if let Some(error) = failure {
             return Err(error);
         }
-        let grad_norm = self.apply(meta_gradient)?;
+        let grad_norm = match overflowed {
+            false => self.apply(meta_gradient)?,
+            // GradScaler's skipped `step`: the outer optimizer neither moves nor counts it.
+            true => {
+                self.completed_steps = step;
+                f64::NAN
+            }
+        };
+        let loss_scaling = self.scaling.as_mut().map(|scaling| {
+            scaling.update(overflowed || skipped_inner > 0);
+            scaling.report(skipped_inner + usize::from(overflowed))
+        });
         let report = OuterStepReport {
             step,
             mean_query_loss: loss_sum / tasks.len() as f64,
             mean_query_accuracy: accuracy_sum / tasks.len() as f64,
             grad_norm,
             work,
+            loss_scaling,
         };
         events(Event::OuterStep {
             step,
@@ -317,6 +358,7 @@ impl<M: Classifier> MetaLearner<M> {
             mean_query_loss: report.mean_query_loss,
             mean_query_accuracy: report.mean_query_accuracy,
             grad_norm,
+            loss_scaling,
             elapsed: started.elapsed(),
         });
         Ok(report)
@@ -373,7 +415,15 @@ impl<M: Classifier> MetaLearner<M> {
             tasks,
             rng,
             |task, index, rng| {
-                evaluate_task(&self.model, &self.config, &self.device, task, index, rng)
+                evaluate_task(
+                    &self.model,
+                    &self.config,
+                    self.scaling,
+                    &self.device,
+                    task,
+                    index,
+                    rng,
+                )
             },
             |index, evaluated, elapsed| match evaluated {
                 Ok((metrics, support_batches)) => {
@@ -512,14 +562,16 @@ fn correct_count(logits: Tensor<2>, labels: Tensor<1, burn::tensor::Int>) -> Ten
 fn task_update<M: Classifier>(
     meta: &M,
     config: &MetaConfig<M::BatchOptions>,
+    scaling: Option<Scaling>,
     device: &Device,
     task: &Task<M::Example>,
     rng: &mut impl Rng,
 ) -> Result<TaskUpdate, MamlError> {
     let options = &config.inner.batching.options;
     task.check(meta, options)?;
-    let adapted = adapt(meta, &task.support, &config.inner, device, rng)?;
+    let adapted = adapt(meta, &task.support, &config.inner, scaling, device, rng)?;
     let mut work = adapted.work;
+    let mut overflowed = false;
     let (gradient, query_loss, correct) = match config.algorithm {
         MetaAlgorithm::Fomaml => {
             let forward = adapted.model.forward(&task.query, options, device);
@@ -529,7 +581,11 @@ fn task_update<M: Classifier>(
             let correct = correct_count(logits.clone().inner(), labels.clone().inner());
             let loss = cross_entropy(logits, labels);
             let query_loss = loss.clone().inner();
-            let gradient = GradientsParams::from_grads(loss.backward(), &adapted.model);
+            let gradient = gradients(loss, &adapted.model, adapted.scaling.as_ref())
+                .unwrap_or_else(|| {
+                    overflowed = true;
+                    GradientsParams::new()
+                });
             (gradient, query_loss, correct)
         }
         MetaAlgorithm::Reptile { .. } => {
@@ -558,21 +614,26 @@ fn task_update<M: Classifier>(
         query_loss,
         query_accuracy: correct / task.query.len() as f64,
         work,
+        skipped_inner_updates: adapted.skipped_updates,
+        overflowed,
     })
 }
 
 /// Adapts a copy of `meta` to `task` (the `index`-th) and scores its query set; with the inner
 /// batches as positions in the support set.
+/// Under loss scaling, a copy of the run's scale serves the task: evaluation leaves training's
+/// scale as it was.
 fn evaluate_task<M: Classifier>(
     meta: &M,
     config: &MetaConfig<M::BatchOptions>,
+    scaling: Option<Scaling>,
     device: &Device,
     task: &Task<M::Example>,
     index: usize,
     rng: &mut impl Rng,
 ) -> Result<(Metrics, Vec<Vec<usize>>), MamlError> {
     task.check(meta, &config.inner.batching.options)?;
-    let adapted = adapt(meta, &task.support, &config.inner, device, rng)?;
+    let adapted = adapt(meta, &task.support, &config.inner, scaling, device, rng)?;
     if !adapted.inner_losses.is_empty() {
         let losses = read_floats(Tensor::cat(adapted.inner_losses, 0));
         if let Some(&value) = losses.iter().find(|loss| !loss.is_finite()) {

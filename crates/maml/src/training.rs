@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Classifier, Event, MamlError, MetaLearner, Metrics, OuterStepReport, Task, TaskEvaluation,
+    Classifier, Event, LossScaler, MamlError, MetaLearner, Metrics, OuterStepReport, Task, TaskEvaluation,
     best_by_validation,
 };
 
@@ -245,6 +245,9 @@ pub struct TrainingState<S> {
     pub evaluations: Vec<Evaluation>,
     /// Index into `evaluations` of the best by validation.
     pub best: Option<usize>,
+    /// The loss scale, when the run scales losses ([`crate::MetaConfig::loss_scaling`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<LossScaler>,
 }
 
 /// A checkpoint to write.
@@ -423,6 +426,9 @@ impl<'a, M: Classifier, S: TaskSampler> MetaTraining<'a, M, S> {
     pub fn resume(&mut self, saved: &Saved<S::State>) -> Result<(), MamlError> {
         let state = &saved.state;
         self.learner.resume(&saved.optimizer_state, state.step)?;
+        if let Some(scaler) = state.loss_scaler {
+            self.learner.restore_loss_scaler(scaler);
+        }
         self.sampler.restore(&state.sampler);
         self.rng = state.rng.restore()?;
         self.evaluations = state.evaluations.clone();
@@ -602,6 +608,7 @@ impl<'a, M: Classifier, S: TaskSampler> MetaTraining<'a, M, S> {
             rng: RngState::of(&self.rng, self.seed),
             evaluations: self.evaluations.clone(),
             best: self.best,
+            loss_scaler: self.learner.loss_scaler(),
         };
         let learner = &self.learner;
         let scores = self

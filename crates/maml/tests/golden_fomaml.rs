@@ -273,3 +273,77 @@ fn fomaml_step_matches_transformers() {
         "classifier weight after the meta-step",
     );
 }
+
+/// The same meta-step with every matrix product in f16 and GradScaler's loss scaling, against
+/// the f32 goldens. Tolerance from the format, as in model's `half_precision` test: 50 f16 unit
+/// roundoffs (2.5·10⁻²) relative, on losses and on the probe logits (relative to their scale).
+#[test]
+fn fomaml_step_in_f16_with_loss_scaling_matches_transformers_within_half_precision() {
+    let half_rel = 50.0 * 2f64.powi(-11);
+    let golden = &minilm_golden()["fomaml_step"];
+    let golden_tasks = golden["tasks"].as_array().expect("tasks");
+    let sets: Vec<(Vec<EncodedReview>, Vec<EncodedReview>)> = golden_tasks
+        .iter()
+        .map(|task| (reviews(&task["support"]), reviews(&task["query"])))
+        .collect();
+    let tasks: Vec<Task<'_, EncodedReview>> = sets
+        .iter()
+        .map(|(support, query)| Task {
+            domain: "golden",
+            support: support.iter().collect(),
+            query: query.iter().collect(),
+        })
+        .collect();
+    let meta = golden_checkpoint().with_precision(model::Precision::F16);
+    let mut learner = golden_config()
+        .with_loss_scaling(Some(maml::LossScaling::default()))
+        .init(meta)
+        .expect("valid config");
+    let mut events = Vec::new();
+    let report = learner
+        .outer_step(&tasks, &mut ChaCha8Rng::seed_from_u64(0), &mut |event| {
+            events.push(event)
+        })
+        .expect("outer step");
+    // No update was skipped, so the comparison is with the same step the goldens took.
+    let scaling = report.loss_scaling.expect("loss scaling is on");
+    assert_eq!(scaling.skipped_updates, 0, "{scaling:?}");
+    assert_eq!(learner.loss_scaler().map(|s| s.scale), Some(65536.0));
+    for (event, expected) in events
+        .iter()
+        .filter_map(|event| match event {
+            Event::TaskAdapted {
+                inner_losses,
+                query_loss,
+                ..
+            } => Some((inner_losses, query_loss)),
+            _ => None,
+        })
+        .zip(golden_tasks)
+    {
+        let (inner_losses, query_loss) = event;
+        let inner = flatten_f64(&expected["inner_losses_before_each_step"]);
+        assert_close(inner_losses, &inner, 0.0, half_rel, "f16 inner losses");
+        let query = expected["query_loss_at_adapted_weights"]
+            .as_f64()
+            .expect("loss");
+        assert_rel(*query_loss, query, half_rel, "f16 query loss");
+    }
+    let device = Device::flex();
+    let logits: Vec<f64> = learner
+        .model()
+        .valid()
+        .forward(&probe_input(&minilm_golden()["batch"], &device))
+        .into_data()
+        .try_into_vec_as::<f64>()
+        .expect("f64 logits");
+    let expected_logits = flatten_f64(&golden["probe_logits_after_meta_step"]);
+    let scale = expected_logits.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert_close(
+        &logits,
+        &expected_logits,
+        half_rel * scale,
+        0.0,
+        "f16 probe logits after the meta-step",
+    );
+}

@@ -5,14 +5,21 @@ use std::str::FromStr;
 
 use burn::tensor::Device;
 
+use crate::Precision;
+
 /// A Burn backend meta-bert can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum BackendKind {
     /// Burn's pure-Rust CPU backend; always compiled in.
     #[default]
     Flex,
-    /// wgpu (Vulkan, Metal, DX12); cargo feature `wgpu`, on by default.
+    /// wgpu on whichever graphics API the machine offers (Vulkan, Metal, DX12); cargo feature
+    /// `wgpu`, on by default. Kernels compile to SPIR-V on a Vulkan adapter that allows it when
+    /// the build has feature `vulkan` (the binary's default), to WGSL otherwise.
     Wgpu,
+    /// wgpu pinned to Vulkan, and so to SPIR-V where the adapter allows it (cooperative-matrix
+    /// products for f16, compiled kernels cached on disk); cargo feature `vulkan`.
+    Vulkan,
     /// CUDA; cargo feature `cuda`.
     Cuda,
     /// LibTorch (deprecated in Burn); cargo feature `tch`, needs libtorch 2.9.0.
@@ -23,7 +30,7 @@ pub enum BackendKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// The name is not a backend.
-    #[error("unknown backend `{name}`: choose one of flex, wgpu, cuda, tch")]
+    #[error("unknown backend `{name}`: choose one of flex, wgpu, vulkan, cuda, tch")]
     Unknown {
         /// What was given.
         name: String,
@@ -40,6 +47,22 @@ pub enum BackendError {
         /// What else the build needs, if anything.
         requirement: &'static str,
     },
+    /// The backend (or this machine's adapter) has no arithmetic in the dtype a precision
+    /// needs.
+    #[error(
+        "backend `{backend}` cannot compute in {precision} on this device ({dtype:?} is not \
+         supported here): choose --precision f32{alternative}"
+    )]
+    Precision {
+        /// The backend asked for.
+        backend: BackendKind,
+        /// The precision asked for.
+        precision: Precision,
+        /// The dtype it lacks.
+        dtype: burn::tensor::FloatDType,
+        /// Another precision it does support, as a hint (", or bf16"), or empty.
+        alternative: String,
+    },
     /// The backend is compiled in but the machine cannot run it.
     #[error("backend `{backend}` cannot start on this machine: {reason}")]
     Unavailable {
@@ -52,8 +75,8 @@ pub enum BackendError {
 
 impl BackendKind {
     /// Every backend, compiled in or not.
-    pub fn all() -> [BackendKind; 4] {
-        [Self::Flex, Self::Wgpu, Self::Cuda, Self::Tch]
+    pub fn all() -> [BackendKind; 5] {
+        [Self::Flex, Self::Wgpu, Self::Vulkan, Self::Cuda, Self::Tch]
     }
 
     /// The name users type (`--backend flex`).
@@ -61,6 +84,7 @@ impl BackendKind {
         match self {
             Self::Flex => "flex",
             Self::Wgpu => "wgpu",
+            Self::Vulkan => "vulkan",
             Self::Cuda => "cuda",
             Self::Tch => "tch",
         }
@@ -71,9 +95,45 @@ impl BackendKind {
         match self {
             Self::Flex => true,
             Self::Wgpu => cfg!(feature = "wgpu"),
+            Self::Vulkan => cfg!(feature = "vulkan"),
             Self::Cuda => cfg!(feature = "cuda"),
             Self::Tch => cfg!(feature = "tch"),
         }
+    }
+
+    /// The kernel compilers this build has for the backend, best first (what `meta-bert
+    /// backends` lists); empty when the backend is not compiled in. Which one a device uses is
+    /// settled when it opens: SPIR-V needs a Vulkan adapter with the features cubecl asks for.
+    pub fn compilers(self) -> &'static [&'static str] {
+        let spirv = cfg!(feature = "vulkan");
+        match self {
+            _ if !self.is_compiled() => &[],
+            Self::Flex => &["Rust (SIMD chosen at run time)"],
+            Self::Wgpu if spirv => &["SPIR-V (Vulkan adapters)", "WGSL"],
+            Self::Wgpu => &["WGSL"],
+            Self::Vulkan => &["SPIR-V", "WGSL (adapters without SPIR-V's features)"],
+            Self::Cuda => &["CUDA C++ (NVRTC)"],
+            Self::Tch => &["LibTorch"],
+        }
+    }
+
+    /// Errors unless `device` (of this backend) computes in `precision`: a backend without the
+    /// dtype would compute garbage rather than fail.
+    pub fn check_precision(self, device: &Device, precision: Precision) -> Result<(), BackendError> {
+        if precision.runs_on(device) {
+            return Ok(());
+        }
+        let alternative = Precision::all()
+            .into_iter()
+            .filter(|&other| other != Precision::F32 && other != precision)
+            .find(|other| other.runs_on(device))
+            .map_or_else(String::new, |other| format!(" or {other}"));
+        Err(BackendError::Precision {
+            backend: self,
+            precision,
+            dtype: precision.matmul_dtype(),
+            alternative,
+        })
     }
 
     /// The device to run on (without autodiff: call `.autodiff()` on it to train).
@@ -83,7 +143,8 @@ impl BackendKind {
     pub fn device(self) -> Result<Device, BackendError> {
         match self {
             Self::Flex => Ok(Device::flex()),
-            Self::Wgpu => wgpu_device(),
+            Self::Wgpu => wgpu_device(self),
+            Self::Vulkan => wgpu_device(self),
             Self::Cuda => cuda_device(),
             Self::Tch => tch_device(),
         }
@@ -106,26 +167,42 @@ impl BackendKind {
     }
 }
 
+/// The wgpu device of `backend` (`Wgpu`: any graphics API; `Vulkan`: pinned to Vulkan).
 #[cfg(feature = "wgpu")]
-fn wgpu_device() -> Result<Device, BackendError> {
+fn wgpu_device(backend: BackendKind) -> Result<Device, BackendError> {
     use std::sync::OnceLock;
-    // wgpu's runtime can be initialised once per process; later calls share the device.
-    static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
-    DEVICE
-        .get_or_init(|| Device::wgpu_options().init().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|error| BackendError::Unavailable {
-            backend: BackendKind::Wgpu,
-            reason: format!(
-                "{error}. wgpu needs a Vulkan, Metal or DX12 driver; without a GPU, Mesa's software \
-                 Vulkan driver works (Debian/Ubuntu: apt-get install mesa-vulkan-drivers)"
-            ),
-        })
+    // wgpu's runtime can be initialised once per device selector and process; later calls
+    // share the device.
+    static AUTO: OnceLock<Result<Device, String>> = OnceLock::new();
+    static VULKAN: OnceLock<Result<Device, String>> = OnceLock::new();
+    let (cell, driver) = match backend {
+        BackendKind::Vulkan if cfg!(feature = "vulkan") => (&VULKAN, "a Vulkan driver"),
+        BackendKind::Vulkan => return Err(backend.not_compiled()),
+        _ => (&AUTO, "a Vulkan, Metal or DX12 driver"),
+    };
+    cell.get_or_init(|| {
+        let options = Device::wgpu_options();
+        let options = match backend {
+            BackendKind::Vulkan => {
+                options.graphics_api(burn::tensor::wgpu::WgpuBackend::Vulkan)
+            }
+            _ => options,
+        };
+        options.init().map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(|error| BackendError::Unavailable {
+        backend,
+        reason: format!(
+            "{error}. {backend} needs {driver}; without a GPU, Mesa's software Vulkan driver \
+             works (Debian/Ubuntu: apt-get install mesa-vulkan-drivers)"
+        ),
+    })
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn wgpu_device() -> Result<Device, BackendError> {
-    Err(BackendKind::Wgpu.not_compiled())
+fn wgpu_device(backend: BackendKind) -> Result<Device, BackendError> {
+    Err(backend.not_compiled())
 }
 
 /// Starts a lazily initialised device by making one tensor on it, turning the backend's panic
@@ -180,6 +257,19 @@ fn tch_device() -> Result<Device, BackendError> {
     Err(BackendKind::Tch.not_compiled())
 }
 
+/// The adapter `device` runs on, as its driver names it (`NVIDIA H100 PCIe`,
+/// `llvmpipe (LLVM 19.1.7, 256 bits)`); `None` for a CPU backend or one that does not say.
+/// Opens the device.
+pub fn adapter_name(device: &Device) -> Option<String> {
+    #[cfg(feature = "wgpu")]
+    return device.identity().map(|identity| identity.name);
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let _ = device;
+        None
+    }
+}
+
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -216,8 +306,27 @@ mod tests {
         let error = "metal".parse::<BackendKind>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown backend `metal`: choose one of flex, wgpu, cuda, tch"
+            "unknown backend `metal`: choose one of flex, wgpu, vulkan, cuda, tch"
         );
+    }
+
+    #[test]
+    fn compilers_are_listed_for_compiled_backends_only() {
+        for kind in BackendKind::all() {
+            assert_eq!(kind.is_compiled(), !kind.compilers().is_empty(), "{kind}");
+        }
+        assert_eq!(
+            BackendKind::Wgpu.compilers().contains(&"SPIR-V (Vulkan adapters)"),
+            cfg!(feature = "vulkan")
+        );
+    }
+
+    #[test]
+    fn flex_takes_every_precision() {
+        let device = Device::flex();
+        for precision in Precision::all() {
+            assert_eq!(BackendKind::Flex.check_precision(&device, precision), Ok(()));
+        }
     }
 
     #[test]

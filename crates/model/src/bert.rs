@@ -15,6 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::{Activation, BertConfig};
 use crate::packing::{Grid, Packing};
+use crate::precision::{self, Precision};
 use crate::{dropout, fused};
 
 /// The inputs of one forward pass, `[batch, seq_len]` each.
@@ -76,6 +77,8 @@ pub struct BertClassifier {
     pub(crate) config: BertConfig,
     #[module(skip)]
     pub(crate) skip_padding: bool,
+    #[module(skip)]
+    pub(crate) precision: Precision,
 }
 
 #[derive(Module, Debug)]
@@ -208,6 +211,7 @@ impl BertClassifier {
             classifier: linear(hidden, num_labels),
             config: config.clone(),
             skip_padding: true,
+            precision: Precision::F32,
         }
     }
 
@@ -250,6 +254,20 @@ impl BertClassifier {
     pub fn with_skip_padding(mut self, skip_padding: bool) -> Self {
         self.skip_padding = skip_padding;
         self
+    }
+
+    /// Computes every matrix product in `precision`'s dtype, everything else in f32 (see
+    /// [`Precision`]; f32, the default, is exactly the reference). Check
+    /// [`Precision::runs_on`] the model's device first: a backend without the dtype computes
+    /// garbage rather than failing.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The precision matrix products run in ([`Self::with_precision`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Logits `[batch, num_labels]`.
@@ -303,20 +321,23 @@ impl BertClassifier {
         );
         let mut hidden = self.bert.embeddings.forward(input, grid);
         for layer in &self.bert.encoder.layer {
-            hidden = layer.forward(hidden, grid);
+            hidden = layer.forward(hidden, grid, self.precision);
         }
         hidden
     }
 
     fn pool(&self, first_tokens: Tensor<2>) -> Tensor<2> {
-        self.bert.pooler.dense.forward(first_tokens).tanh()
+        precision::linear(self.precision, &self.bert.pooler.dense, first_tokens).tanh()
     }
 
     /// Dropout and the linear head on pooled representations `[batch, hidden]`: the part ANIL
     /// adapts.
     pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        self.classifier
-            .forward(dropout::apply(&self.dropout, pooled))
+        precision::linear(
+            self.precision,
+            &self.classifier,
+            dropout::apply(&self.dropout, pooled),
+        )
     }
 }
 
@@ -342,31 +363,33 @@ impl BertEmbeddings {
 }
 
 impl BertLayer {
-    fn forward(&self, hidden: Tensor<2>, grid: &Grid) -> Tensor<2> {
-        let attended = self.attention.self_attention.forward(hidden.clone(), grid);
-        let attended = self.attention.output.forward(attended, hidden);
-        let intermediate = self.intermediate.forward(attended.clone());
-        self.output.forward(intermediate, attended)
+    fn forward(&self, hidden: Tensor<2>, grid: &Grid, precision: Precision) -> Tensor<2> {
+        let attended = self
+            .attention
+            .self_attention
+            .forward(hidden.clone(), grid, precision);
+        let attended = self.attention.output.forward(attended, hidden, precision);
+        let intermediate = self.intermediate.forward(attended.clone(), precision);
+        self.output.forward(intermediate, attended, precision)
     }
 }
 
 impl BertSelfAttention {
-    fn forward(&self, hidden: Tensor<2>, grid: &Grid) -> Tensor<2> {
+    fn forward(&self, hidden: Tensor<2>, grid: &Grid, precision: Precision) -> Tensor<2> {
         let [_, width] = hidden.dims();
         let head_size = width / self.num_heads;
-        let query_key_value =
-            [&self.query, &self.key, &self.value].map(|linear| linear.forward(hidden.clone()));
+        let query_key_value = [&self.query, &self.key, &self.value]
+            .map(|linear| precision::linear(precision, linear, hidden.clone()));
         grid.attend(query_key_value, |[query, key, value], mask| {
             let [sequences, positions, _] = query.dims();
             let heads = |x: Tensor<3>| {
                 x.reshape([sequences, positions, self.num_heads, head_size])
                     .swap_dims(1, 2)
             };
-            let scores = heads(query).matmul(heads(key).swap_dims(2, 3));
+            let scores = precision::matmul(precision, heads(query), heads(key).swap_dims(2, 3));
             let scale = 1.0 / (head_size as f64).sqrt();
             let probs = fused::attention::probabilities(scores, mask, scale, &self.dropout);
-            probs
-                .matmul(heads(value))
+            precision::matmul(precision, probs, heads(value))
                 .swap_dims(1, 2)
                 .reshape([sequences, positions, width])
         })
@@ -374,8 +397,8 @@ impl BertSelfAttention {
 }
 
 impl BertIntermediate {
-    fn forward(&self, hidden: Tensor<2>) -> Tensor<2> {
-        let x = self.dense.forward(hidden);
+    fn forward(&self, hidden: Tensor<2>, precision: Precision) -> Tensor<2> {
+        let x = precision::linear(precision, &self.dense, hidden);
         match self.activation {
             Activation::Gelu => fused::gelu::gelu(x),
             Activation::GeluTanh => gelu_approximate(x),
@@ -385,8 +408,11 @@ impl BertIntermediate {
 }
 
 impl DenseNormOutput {
-    fn forward(&self, hidden: Tensor<2>, residual: Tensor<2>) -> Tensor<2> {
-        let x = dropout::apply(&self.dropout, self.dense.forward(hidden));
+    fn forward(&self, hidden: Tensor<2>, residual: Tensor<2>, precision: Precision) -> Tensor<2> {
+        let x = dropout::apply(
+            &self.dropout,
+            precision::linear(precision, &self.dense, hidden),
+        );
         fused::layer_norm::layer_norm(x + residual, &self.layer_norm, self.layer_norm_eps)
     }
 }

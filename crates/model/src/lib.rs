@@ -43,7 +43,9 @@
 //! - **SIMD chosen at run time.** Those kernels, LayerNorm and dropout masks run AVX-512 or
 //!   AVX2+FMA code when the CPU has it ([`simd_level`]; [`SIMD_ENV`] caps it), so the float
 //!   results differ from one CPU to another by rounding (as PyTorch's do); masks do not.
-//! - Only f32 is supported; f16/bf16 weights are converted to f32 when loaded.
+//! - **Precision.** Weights are f32 (f16/bf16 weights are converted when loaded); with
+//!   [`BertClassifier::with_precision`] the matrix products run in f16 or bf16 and everything
+//!   else stays f32, as under `torch.autocast` ([`Precision`]).
 //!
 //! # Example
 //!
@@ -86,9 +88,10 @@ mod hub;
 mod load;
 mod naming;
 mod packing;
+mod precision;
 mod weights;
 
-pub use backend::{BackendError, BackendKind};
+pub use backend::{BackendError, BackendKind, adapter_name};
 pub use bert::{BertClassifier, BertInput, BertOutput};
 pub use checkpoint::{CheckpointMeta, METADATA_FILE, save_checkpoint};
 pub use config::{Activation, BertConfig};
@@ -99,4 +102,5 @@ pub use fused::simd::{SIMD_ENV, SimdLevel, SimdLevelError, simd_level};
 pub use hub::{ConfigDir, DEFAULT_MODEL, HubOptions, ModelDir, TOKENIZER_FILES, resolve_model};
 pub use load::{LoadReport, load_classifier, random_classifier};
 pub use naming::NamedTensor;
+pub use precision::{Precision, UnknownPrecision};
 pub use weights::WEIGHT_FILES;

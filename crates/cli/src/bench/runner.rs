@@ -52,15 +52,18 @@ impl Runner {
     ) -> anyhow::Result<Self> {
         Ok(match args.mode {
             Mode::Meta => {
-                let config = MetaConfig::default().with_outer_lr(args.lr).with_inner(
-                    InnerLoopConfig::default()
-                        .with_lr(args.lr)
-                        .with_epochs(args.inner_update_step)
-                        .with_batching(
-                            args.batching
-                                .batching(args.inner_batch_size, args.model.max_seq_len)?,
-                        ),
-                );
+                let config = MetaConfig::default()
+                    .with_outer_lr(args.lr)
+                    .with_inner(
+                        InnerLoopConfig::default()
+                            .with_lr(args.lr)
+                            .with_epochs(args.inner_update_step)
+                            .with_batching(
+                                args.batching
+                                    .batching(args.inner_batch_size, args.model.max_seq_len)?,
+                            ),
+                    )
+                    .with_loss_scaling(args.model.loss_scaling());
                 Self::Meta {
                     learner: config
                         .init(model)?
@@ -77,7 +80,8 @@ impl Runner {
                     )
                     .with_eval_batch_size(args.batch_size)
                     .with_epochs(1)
-                    .with_micro_batches(args.micro_batches.resolve(args.model.backend));
+                    .with_micro_batches(args.micro_batches.resolve(args.model.backend))
+                    .with_loss_scaling(args.model.loss_scaling());
                 Self::Finetune(
                     config
                         .init(model)?

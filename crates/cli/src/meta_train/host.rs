@@ -147,7 +147,7 @@ impl TrainingHost<BertClassifier, SamplerState> for Host<'_> {
                     report.mean_query_accuracy,
                     report.grad_norm
                 );
-                self.log(json!({
+                let mut line = json!({
                     "kind": "outer_step",
                     "step": report.step,
                     "epoch": epoch,
@@ -157,7 +157,12 @@ impl TrainingHost<BertClassifier, SamplerState> for Host<'_> {
                     "mean_query_accuracy": report.mean_query_accuracy,
                     "grad_norm": report.grad_norm,
                     "seconds": seconds,
-                }))?;
+                });
+                if let Some(scaling) = report.loss_scaling {
+                    line["loss_scale"] = json!(scaling.scale);
+                    line["skipped_updates"] = json!(scaling.skipped_updates);
+                }
+                self.log(line)?;
                 if let Some(recorder) = &self.recorder {
                     recorder.line(&json!({
                         "kind": "outer_step",

@@ -191,7 +191,8 @@ impl Args {
             .with_algorithm(algorithm)
             .with_outer_lr(self.outer_update_lr)
             .with_max_grad_norm(self.max_grad_norm)
-            .with_inner(inner))
+            .with_inner(inner)
+            .with_loss_scaling(self.model.loss_scaling()))
     }
 
     fn plan(&self) -> TrainingPlan {
@@ -301,7 +302,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let model = match &resumed {
         Some(resumed) => host.saver.load(&resumed.dir, &device)?,
         None => common::load_classifier(&source, &set.labels, args.seed, &device)?,
-    };
+    }
+    .with_precision(args.model.precision);
     let encoded = common::encode(&encoder, &set)?;
     let task_threads = args.task_threads.resolve(args.model.backend);
     let learner = meta_config.init(model)?.with_task_threads(task_threads);
