@@ -56,10 +56,11 @@ impl Runner {
                     InnerLoopConfig::default()
                         .with_lr(args.lr)
                         .with_epochs(args.inner_update_step)
-                        .with_batching(
-                            args.batching
-                                .batching(args.inner_batch_size, args.model.max_seq_len)?,
-                        ),
+                        .with_batching(args.batching.batching(
+                            args.inner_batch_size,
+                            args.model.max_seq_len,
+                            args.model.backend,
+                        )?),
                 );
                 Self::Meta {
                     learner: config
@@ -71,10 +72,11 @@ impl Runner {
             Mode::Finetune => {
                 let config = FinetuneConfig::default()
                     .with_lr(args.lr)
-                    .with_batching(
-                        args.batching
-                            .batching(args.batch_size, args.model.max_seq_len)?,
-                    )
+                    .with_batching(args.batching.batching(
+                        args.batch_size,
+                        args.model.max_seq_len,
+                        args.model.backend,
+                    )?)
                     .with_eval_batch_size(args.batch_size)
                     .with_epochs(1)
                     .with_micro_batches(args.micro_batches.resolve(args.model.backend));
