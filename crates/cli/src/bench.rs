@@ -32,9 +32,10 @@ use runner::{Inputs, Runner, Work, episode_sampler};
 #[command(
     after_help = "Prints one JSON object on stdout's last line: examples_per_s \
     (examples through forward and backward; forward only with --mode predict), \
-    padded_tokens_per_s (batch × padded length), seconds_per_step and peak_rss_mib, after one \
-    untimed warm-up step. --bert-model may also be a directory with config.json and tokenizer \
-    but no weights (e.g. a bert-base-sized config): the model then gets random weights from \
+    padded_tokens_per_s (batch × padded length), seconds_per_step and peak_rss_mib over the \
+    timed steps, and warmup_seconds, the untimed warm-up steps before them (on GPU backends \
+    they compile and autotune kernels for each new batch shape). --bert-model may also be a \
+    directory with config.json and tokenizer but no weights (e.g. a bert-base-sized config): the model then gets random weights from \
     --seed, as transformers initialises a new one. Training reviews only (the test domains are \
     left out); each task's support and query come from one domain."
 )]
@@ -78,10 +79,15 @@ pub struct Args {
     pub micro_batches: MicroBatchArgs,
     /// Compute padded positions too, as transformers does: the equal-work comparison with the
     /// reference. By default, as in every other command, only positions that carry a token
-    /// go through the layers (padding is masked out of attention either way).
+    /// go through the layers on flex and tch (padding is masked out of attention either way),
+    /// and every position on wgpu and cuda, where fewer shapes beat less work.
     #[arg(long)]
     pub compute_padding: bool,
-    /// Timed steps, after one untimed warm-up step.
+    /// Untimed steps before the timed ones. On wgpu and cuda they compile and autotune the
+    /// kernels of the shapes they meet (kept on disk for later runs: README, "On a GPU").
+    #[arg(long, default_value_t = 1)]
+    pub warmup_steps: usize,
+    /// Timed steps, after the warm-up steps.
     #[arg(long, default_value_t = 2)]
     pub steps: usize,
     /// Learning rate of every optimizer (inner and outer Adam, AdamW).
@@ -126,8 +132,9 @@ impl Args {
 }
 
 /// Runs `meta-bert bench`.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
     args.check()?;
+    args.batching.resolve(args.model.backend);
     let simd_level = model::simd_level()?;
     let set = args.data.load(None)?;
     let training = args
@@ -150,17 +157,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let device = args.model.device()?;
     let (model, model_root, random_weights) = load_model(&args, &set.labels, &device)?;
+    let skip_padding = !args.compute_padding && common::skips_padding(args.model.backend);
     let model = model
-        .with_skip_padding(!args.compute_padding)
+        .with_skip_padding(skip_padding)
         .with_precision(args.model.precision);
-    let encoder =
-        TextEncoder::from_model_dir(&model_root, args.model.max_seq_len, args.batching.padding)
-            .with_context(|| {
-                format!(
-                    "--bert-model {} / --max-seq-len {}",
-                    args.model.bert_model, args.model.max_seq_len
-                )
-            })?;
+    let encoder = TextEncoder::from_model_dir(
+        &model_root,
+        args.model.max_seq_len,
+        args.batching.padding(args.model.backend),
+    )
+    .with_context(|| {
+        format!(
+            "--bert-model {} / --max-seq-len {}",
+            args.model.bert_model, args.model.max_seq_len
+        )
+    })?;
     let encoded = common::encode(&encoder, &set)?;
     let model_info = json!({
         "path": model_root,
@@ -180,26 +191,26 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut runner = Runner::new(&args, model, sampler)?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
 
-    let started = Instant::now();
-    runner.step(&inputs, &mut rng, &mut Work::default())?;
-    tracing::info!("warm-up step: {:.2} s", started.elapsed().as_secs_f64());
-    let bar = progress::bar(args.steps as u64, "bench");
+    let bar = progress::bar((args.warmup_steps + args.steps) as u64, "bench");
+    let mut run_steps = |name: &str, count: usize, work: &mut Work| {
+        (1..=count)
+            .map(|step| {
+                let started = Instant::now();
+                runner.step(&inputs, &mut rng, work)?;
+                let seconds = started.elapsed().as_secs_f64();
+                bar.inc(1);
+                tracing::info!("{name} {step}/{count}: {seconds:.2} s");
+                Ok(seconds)
+            })
+            .collect::<anyhow::Result<Vec<f64>>>()
+    };
+    let warmup = run_steps("warm-up step", args.warmup_steps, &mut Work::default())?;
     let mut work = Work::default();
-    let started = Instant::now();
-    for step in 1..=args.steps {
-        let step_started = Instant::now();
-        runner.step(&inputs, &mut rng, &mut work)?;
-        bar.inc(1);
-        tracing::info!(
-            "step {step}/{}: {:.2} s",
-            args.steps,
-            step_started.elapsed().as_secs_f64()
-        );
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let timed = run_steps("step", args.steps, &mut work)?;
     bar.finish_and_clear();
 
-    let result = report(&args, &work, seconds, simd_level, model_info);
+    let times = Times { warmup, timed };
+    let result = report(&args, &work, &times, skip_padding, simd_level, model_info);
     println!(
         "{}",
         serde_json::to_string(&result).expect("JSON values serialise")
@@ -236,8 +247,23 @@ fn load_model(
     }
 }
 
-/// The JSON result, with the reference's keys and rounding.
-fn report(args: &Args, work: &Work, seconds: f64, simd_level: SimdLevel, model: Value) -> Value {
+/// Seconds of each warm-up and each timed step.
+struct Times {
+    warmup: Vec<f64>,
+    timed: Vec<f64>,
+}
+
+/// The JSON result, with the reference's keys and rounding, and ours beside them.
+fn report(
+    args: &Args,
+    work: &Work,
+    times: &Times,
+    skip_padding: bool,
+    simd_level: SimdLevel,
+    model: Value,
+) -> Value {
+    let seconds: f64 = times.timed.iter().sum();
+    let rounded = |steps: &[f64]| steps.iter().map(|&s| round_time(s)).collect::<Vec<_>>();
     let mut config = serde_json::to_value(args).expect("flags serialise");
     if let Some(config) = config.as_object_mut() {
         config.remove("data");
@@ -246,7 +272,8 @@ fn report(args: &Args, work: &Work, seconds: f64, simd_level: SimdLevel, model: 
     json!({
         "implementation": "meta-bert",
         "mode": args.mode,
-        "padding": args.batching.padding.to_string(),
+        "padding": args.batching.padding(args.model.backend).to_string(),
+        "compute_padding": !skip_padding,
         "batch_order": args.batching.batch_order.to_string(),
         "backend": args.model.backend.name(),
         "precision": args.model.precision.name(),
@@ -258,7 +285,11 @@ fn report(args: &Args, work: &Work, seconds: f64, simd_level: SimdLevel, model: 
             Mode::Meta => Some(args.task_threads.resolve(args.model.backend)),
             Mode::Finetune | Mode::Predict => None,
         },
+        "warmup_steps": args.warmup_steps,
+        "warmup_seconds": round_time(times.warmup.iter().sum()),
+        "warmup_step_seconds": rounded(&times.warmup),
         "steps": args.steps,
+        "step_seconds": rounded(&times.timed),
         "examples": work.examples,
         "padded_tokens": work.padded_tokens,
         "seconds": round_time(seconds),

@@ -108,6 +108,23 @@ impl ModelArgs {
         dir
     }
 
+    /// The collation of batches that are only scored (`evaluate`, `predict`): `--backend`'s
+    /// padding ([`padding_for`]), up to `--max-seq-len`.
+    pub fn scoring_collation(&self) -> Collation {
+        Collation {
+            padding: padding_for(self.backend),
+            max_seq_len: self.max_seq_len,
+        }
+    }
+
+    /// `model` computing padding positions or not as `--backend` wants ([`skips_padding`]), its
+    /// matrix products in `--precision`.
+    pub fn for_backend(&self, model: BertClassifier) -> BertClassifier {
+        model
+            .with_skip_padding(skips_padding(self.backend))
+            .with_precision(self.precision)
+    }
+
     /// The tokenizer of `dir`, truncating to `--max-seq-len`.
     pub fn encoder(&self, dir: &ModelDir, padding: Padding) -> anyhow::Result<TextEncoder> {
         TextEncoder::from_model_dir(&dir.root, self.max_seq_len, padding).with_context(|| {
@@ -287,8 +304,55 @@ pub fn encode(encoder: &TextEncoder, set: &ReviewSet) -> anyhow::Result<Vec<Enco
 
 /// Inner-loop and fine-tuning batch order (`--batch-order`).
 pub const BATCH_ORDERS: &[&str] = &["length-bucketed", "shuffled"];
-/// Padding choices (`--padding`).
-pub const PADDINGS: &[&str] = &["longest", "max"];
+
+/// `--padding`: a padding, or `auto`, the backend's ([`padding_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaddingChoice {
+    /// The backend's padding.
+    Auto,
+    /// This padding on every backend.
+    Fixed(Padding),
+}
+
+impl FromStr for PaddingChoice {
+    type Err = String;
+
+    /// `auto`, or a [`Padding`] (`longest`, `max`, `buckets`, `buckets:N`).
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "auto" => Ok(Self::Auto),
+            padding => padding.parse().map(Self::Fixed),
+        }
+    }
+}
+
+impl Display for PaddingChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Fixed(padding) => Display::fmt(padding, f),
+        }
+    }
+}
+
+/// The padding `--padding auto` stands for on `backend`: each batch to its longest review where
+/// every shape costs the same (flex, tch); to buckets of [`tasks::DEFAULT_BUCKET`] tokens where
+/// every new shape costs kernel compilation and autotuning (wgpu, vulkan, cuda), so that a run sees at
+/// most `--max-seq-len / 64` lengths.
+pub fn padding_for(backend: BackendKind) -> Padding {
+    match backend.compiles_per_shape() {
+        true => Padding::Buckets(tasks::DEFAULT_BUCKET),
+        false => Padding::Longest,
+    }
+}
+
+/// Whether the model computes only the positions that carry a token on `backend`, in every
+/// command (`bench --compute-padding` aside): yes where every shape costs the same; no where
+/// every new shape costs compilation and autotuning, because skipping padding regroups each
+/// batch into tensors of new shapes.
+pub fn skips_padding(backend: BackendKind) -> bool {
+    !backend.compiles_per_shape()
+}
 
 /// How training batches are cut and padded.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -298,18 +362,37 @@ pub struct BatchingArgs {
     #[arg(long, default_value = "length-bucketed", value_parser = choice::<BatchOrder>(BATCH_ORDERS))]
     #[serde(serialize_with = "display")]
     pub batch_order: BatchOrder,
-    /// Pad each batch to its longest review, or every review to --max-seq-len (the reference).
-    #[arg(long, default_value = "longest", value_parser = choice::<Padding>(PADDINGS))]
+    /// Pad each batch to its longest review (`longest`), every review to --max-seq-len (`max`,
+    /// the reference), or each batch to its longest review rounded up to a multiple of N tokens
+    /// (`buckets:N`; `buckets` = `buckets:64`): few batch shapes for GPU backends, which compile
+    /// and autotune kernels for every new shape. `auto`: `longest` on flex and tch, `buckets`
+    /// on wgpu, vulkan and cuda.
+    #[arg(long, default_value = "auto", value_parser = PaddingChoice::from_str)]
     #[serde(serialize_with = "display")]
-    pub padding: Padding,
+    pub padding: PaddingChoice,
 }
 
 impl BatchingArgs {
-    /// The library's batching settings for batches of `batch_size`.
+    /// The padding of `--padding` on `backend`.
+    pub fn padding(&self, backend: BackendKind) -> Padding {
+        match self.padding {
+            PaddingChoice::Auto => padding_for(backend),
+            PaddingChoice::Fixed(padding) => padding,
+        }
+    }
+
+    /// Replaces `--padding auto` by what it stands for on `backend`, so that the flags a run
+    /// records (hyparams.json, bench's JSON) say which padding it used.
+    pub fn resolve(&mut self, backend: BackendKind) {
+        self.padding = PaddingChoice::Fixed(self.padding(backend));
+    }
+
+    /// The library's batching settings for batches of `batch_size` on `backend`.
     pub fn batching(
         &self,
         batch_size: usize,
         max_seq_len: usize,
+        backend: BackendKind,
     ) -> anyhow::Result<maml::Batching<Collation>> {
         if batch_size == 0 {
             bail!("batch sizes must be at least 1");
@@ -317,7 +400,7 @@ impl BatchingArgs {
         Ok(maml::Batching::shuffled(batch_size)
             .with_order(self.batch_order)
             .with_options(Collation {
-                padding: self.padding,
+                padding: self.padding(backend),
                 max_seq_len,
             }))
     }
@@ -360,4 +443,65 @@ pub fn metrics_table(rows: &[(&str, &Metrics)], labels: &LabelSet) -> String {
         })
         .collect();
     table::render(&headers, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use super::*;
+
+    #[test]
+    fn auto_padding_is_longest_with_padding_skipped_on_flex_and_buckets_on_gpus() {
+        let buckets_of_64 = Padding::Buckets(NonZeroUsize::new(64).unwrap());
+        for (backend, padding, skips) in [
+            (BackendKind::Flex, Padding::Longest, true),
+            (BackendKind::Tch, Padding::Longest, true),
+            (BackendKind::Wgpu, buckets_of_64, false),
+            (BackendKind::Cuda, buckets_of_64, false),
+        ] {
+            assert_eq!(padding_for(backend), padding, "{backend}");
+            assert_eq!(skips_padding(backend), skips, "{backend}");
+        }
+    }
+
+    #[test]
+    fn resolving_auto_records_the_backends_padding_and_keeps_a_chosen_one() {
+        let args = |padding: &str| BatchingArgs {
+            batch_order: BatchOrder::LengthBucketed,
+            padding: padding.parse().unwrap(),
+        };
+        for (flag, backend, resolved) in [
+            ("auto", BackendKind::Flex, "longest"),
+            ("auto", BackendKind::Wgpu, "buckets:64"),
+            ("max", BackendKind::Wgpu, "max"),
+            ("buckets:32", BackendKind::Flex, "buckets:32"),
+        ] {
+            let mut batching = args(flag);
+            batching.resolve(backend);
+            assert_eq!(
+                batching.padding.to_string(),
+                resolved,
+                "{flag} on {backend}"
+            );
+            let settings = serde_json::to_value(&batching).unwrap();
+            assert_eq!(settings["padding"], resolved, "{flag} on {backend}");
+            let options = batching.batching(16, 256, backend).unwrap().options;
+            assert_eq!(options.padding.to_string(), resolved, "{flag} on {backend}");
+        }
+    }
+
+    #[test]
+    fn padding_flag_names_round_trip() {
+        for name in ["auto", "longest", "max", "buckets:64", "buckets:32"] {
+            assert_eq!(name.parse::<PaddingChoice>().unwrap().to_string(), name);
+        }
+        assert_eq!(
+            "buckets".parse::<PaddingChoice>(),
+            Ok(PaddingChoice::Fixed(Padding::Buckets(
+                tasks::DEFAULT_BUCKET
+            )))
+        );
+        assert!("buckets:0".parse::<PaddingChoice>().is_err());
+    }
 }

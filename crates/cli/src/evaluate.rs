@@ -78,9 +78,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let set = args.data.load(Some(&labels))?;
     let indices = select(&set, &args, split)?;
     let device = args.model.device()?;
-    let encoder = args.model.encoder(&source, tasks::Padding::Longest)?;
-    let model = common::load_classifier(&source, &labels, args.seed, &device)?
-        .with_precision(args.model.precision);
+    let collation = args.model.scoring_collation();
+    let encoder = args.model.encoder(&source, collation.padding)?;
+    let model = args.model.for_backend(common::load_classifier(
+        &source, &labels, args.seed, &device,
+    )?);
     let encoded = common::encode(&encoder, &set)?;
 
     let mut by_domain: BTreeMap<&str, Vec<&EncodedReview>> = BTreeMap::new();
@@ -95,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     for (domain, examples) in &by_domain {
         bar.set_message(domain.to_string());
         let threads = common::step_threads(args.model.backend);
-        let metrics = maml::evaluate(&model, examples, args.batch_size, threads)
+        let metrics = maml::evaluate(&model, examples, &collation, args.batch_size, threads)
             .with_context(|| format!("cannot score domain `{domain}`"))?;
         scores.push((*domain, metrics));
         bar.inc(1);

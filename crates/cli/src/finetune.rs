@@ -95,19 +95,21 @@ struct TrainingState {
 }
 
 /// Runs `meta-bert finetune`.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
     let Some(run_dir) = args.output.run_dir()? else {
         return Ok(Outcome::Completed);
     };
+    args.batching.resolve(args.model.backend);
     if args.epochs == 0 && !args.zero_shot {
         bail!("--epochs 0 trains nothing: give at least 1, or --zero-shot to score only");
     }
     let config = FinetuneConfig::default()
         .with_lr(args.learning_rate)
-        .with_batching(
-            args.batching
-                .batching(args.batch_size, args.model.max_seq_len)?,
-        )
+        .with_batching(args.batching.batching(
+            args.batch_size,
+            args.model.max_seq_len,
+            args.model.backend,
+        )?)
         .with_eval_batch_size(args.batch_size)
         .with_epochs(args.epochs)
         .with_max_grad_norm(args.max_grad_norm)
@@ -135,7 +137,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         );
     }
     let device = args.model.device()?;
-    let encoder = args.model.encoder(&source, args.batching.padding)?;
+    let encoder = args
+        .model
+        .encoder(&source, args.batching.padding(args.model.backend))?;
     let saver = Saver::new(
         run_dir.root(),
         "transfer",
@@ -160,7 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     );
     run_dir.check_same_settings(&hyparams)?;
     let (model, resumed) = saver.starting_point::<TrainingState>(run_dir.is_resume(), &device)?;
-    let model = model.with_precision(args.model.precision);
+    let model = args.model.for_backend(model);
     let encoded = common::encode(&encoder, &set)?;
     let pick = |indices: &[usize]| -> Vec<&EncodedReview> {
         indices.iter().map(|&index| &encoded[index]).collect()

@@ -7,7 +7,6 @@ use anyhow::{Context, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
-use maml::Classifier;
 use model::BertClassifier;
 use serde_json::{Value, json};
 use tasks::{Collation, EncodedReview, TextEncoder};
@@ -52,9 +51,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         );
     }
     let device = args.model.device()?;
-    let encoder = args.model.encoder(&source, tasks::Padding::Longest)?;
-    let model = common::load_classifier(&source, &labels, 0, &device)?
-        .with_precision(args.model.precision)
+    let encoder = args
+        .model
+        .encoder(&source, args.model.scoring_collation().padding)?;
+    let model = args
+        .model
+        .for_backend(common::load_classifier(&source, &labels, 0, &device)?)
         .valid();
     let probabilities = classify(&model, &encoder, &texts, args.batch_size, &device)?;
 
@@ -142,7 +144,7 @@ pub(crate) fn classify(
     };
     for chunk in encoded.chunks(batch_size) {
         let rows: Vec<&EncodedReview> = chunk.iter().collect();
-        let logits = Classifier::forward(model, &rows, &collation, device).logits;
+        let logits = maml::scoring_logits(model, &rows, batch_size, &collation, device);
         let values = softmax(logits, 1)
             .into_data()
             .try_into_vec_as::<f32>()

@@ -103,6 +103,42 @@ fn padding_to_the_longest_computes_on_fewer_tokens() {
 }
 
 #[test]
+fn warm_up_is_timed_apart_from_the_timed_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(tmp.path());
+    for (extra, warmup_steps) in [(&[][..], 1), (&["--warmup-steps", "3"][..], 3)] {
+        let result = bench(&data, extra);
+        assert_eq!(count(&result, "warmup_steps"), warmup_steps, "{result}");
+        let warmups = result["warmup_step_seconds"].as_array().expect("a list");
+        assert_eq!(warmups.len() as u64, warmup_steps, "{result}");
+        let total: f64 = warmups.iter().map(|s| s.as_f64().unwrap()).sum();
+        let warmup_seconds = result["warmup_seconds"].as_f64().unwrap_or(-1.0);
+        assert!(warmup_seconds > 0.0, "{result}");
+        test_support::assert_rel(warmup_seconds, total, 0.01, "warmup_seconds");
+        let timed = result["step_seconds"].as_array().expect("a list");
+        assert_eq!(timed.len(), 2, "{result}");
+        // Warm-up steps count no work: the timed steps' examples alone.
+        assert_eq!(count(&result, "examples"), 2 * (5 * 2 + 3) * 2);
+    }
+}
+
+#[test]
+fn flex_pads_to_the_longest_and_skips_padding_unless_told_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(tmp.path());
+    let result = bench(&data, &[]);
+    assert_eq!(result["padding"], "longest", "{result}");
+    assert_eq!(result["compute_padding"], false, "{result}");
+    let result = bench(&data, &["--compute-padding"]);
+    assert_eq!(result["compute_padding"], true, "{result}");
+    // Buckets of 16: the reviews, at most 16 wordpieces, fill one bucket per batch.
+    let result = bench(&data, &["--padding", "buckets:16"]);
+    assert_eq!(result["padding"], "buckets:16", "{result}");
+    let examples = count(&result, "examples");
+    assert_eq!(count(&result, "padded_tokens"), examples * 16, "{result}");
+}
+
+#[test]
 fn impossible_sizes_are_flag_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_reviews(tmp.path());

@@ -83,6 +83,8 @@ fn finetune_writes_the_agreed_files_and_its_checkpoint_evaluates_and_predicts() 
     assert_eq!(hyparams["command"], "finetune");
     assert_eq!(hyparams["settings"]["seed"], 7);
     assert_eq!(hyparams["settings"]["backend"], "flex");
+    // `--padding auto` is recorded as what it stood for on flex.
+    assert_eq!(hyparams["settings"]["padding"], "longest");
     assert!(hyparams["versions"]["meta-bert"].is_string());
     assert!(out.join("train.log").is_file());
 

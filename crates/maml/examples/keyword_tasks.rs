@@ -90,7 +90,7 @@ impl Classifier for Perceptron {
         }
     }
 
-    fn scoring_options(&self) -> NoOptions {
+    fn scoring_options(&self, _: &NoOptions) -> NoOptions {
         NoOptions {}
     }
 

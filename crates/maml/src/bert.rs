@@ -47,11 +47,20 @@ impl Classifier for BertClassifier {
         Ok(())
     }
 
-    fn scoring_options(&self) -> Collation {
+    fn scoring_options(&self, training: &Collation) -> Collation {
         Collation {
-            padding: Padding::Longest,
+            // Buckets keep scoring to a few shapes as they do training; `max` is for
+            // like-for-like training steps and would only slow scoring down.
+            padding: match training.padding {
+                buckets @ Padding::Buckets(_) => buckets,
+                Padding::Longest | Padding::Max => Padding::Longest,
+            },
             max_seq_len: self.max_sequence_length(),
         }
+    }
+
+    fn fixed_rows(options: &Collation) -> bool {
+        matches!(options.padding, Padding::Buckets(_))
     }
 
     fn forward(
@@ -162,9 +171,86 @@ impl TaskSampler for EpisodeSampler {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use burn::tensor::Device;
+    use model::BertConfig;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::{BatchOrder, plan_batches};
+
+    /// The `(rows, seq_len)` of every batch of a meta-training run at the reference's sizes
+    /// (80 support reviews in length-bucketed inner batches of 16, 20 query reviews in one
+    /// batch, the query sets scored in batches of 16), over reviews of 3 to 256 tokens.
+    fn shapes_of_a_run(padding: Padding) -> BTreeSet<(usize, usize)> {
+        let config = BertConfig::from_json(
+            r#"{"vocab_size": 8, "hidden_size": 4, "num_hidden_layers": 1,
+                "num_attention_heads": 1, "intermediate_size": 4,
+                "max_position_embeddings": 512}"#,
+        )
+        .unwrap();
+        let model = config.init(2, 0, &Device::flex());
+        let training = Collation {
+            padding,
+            max_seq_len: 256,
+        };
+        let scoring = Classifier::scoring_options(&model, &training);
+        let mut rng = ChaCha8Rng::seed_from_u64(19);
+        let mut shapes = BTreeSet::new();
+        let mut add = |items: &[&EncodedReview], options: &Collation| {
+            let batch = batch_of(&model, items, options);
+            shapes.insert((batch.batch_size, batch.seq_len));
+        };
+        for _ in 0..100 {
+            let reviews: Vec<EncodedReview> = (0..100)
+                .map(|index| {
+                    let len = rng.random_range(3..=256);
+                    EncodedReview {
+                        ids: vec![1; len],
+                        type_ids: vec![0; len],
+                        label: index % 2,
+                        source_index: index,
+                    }
+                })
+                .collect();
+            let (support, query) = reviews.split_at(80);
+            let support: Vec<&EncodedReview> = support.iter().collect();
+            let query: Vec<&EncodedReview> = query.iter().collect();
+            let lengths: Vec<usize> = support.iter().map(|review| review.len()).collect();
+            for positions in plan_batches(&lengths, 16, BatchOrder::LengthBucketed, &mut rng) {
+                let items: Vec<&EncodedReview> = positions.iter().map(|&p| support[p]).collect();
+                add(&items, &training);
+            }
+            add(&query, &training);
+            let mut sorted = query.clone();
+            sorted.sort_by_key(|review| review.len());
+            for chunk in sorted.chunks(16) {
+                let mut items = chunk.to_vec();
+                if BertClassifier::fixed_rows(&scoring) {
+                    // As `scoring_logits` fills a short batch.
+                    items.resize(16, chunk[chunk.len() - 1]);
+                }
+                add(&items, &scoring);
+            }
+        }
+        shapes
+    }
+
+    #[test]
+    fn a_run_padded_to_buckets_sees_a_handful_of_batch_shapes() {
+        let shapes = shapes_of_a_run(Padding::Buckets(tasks::DEFAULT_BUCKET));
+        let rows: BTreeSet<usize> = shapes.iter().map(|&(rows, _)| rows).collect();
+        let lengths: BTreeSet<usize> = shapes.iter().map(|&(_, len)| len).collect();
+        assert_eq!(rows, BTreeSet::from([16, 20]), "{shapes:?}");
+        assert!(
+            lengths.is_subset(&BTreeSet::from([64, 128, 192, 256])),
+            "{shapes:?}"
+        );
+        // Padded to the longest review, the same batches take dozens of shapes.
+        assert!(shapes_of_a_run(Padding::Longest).len() > 50);
+    }
 
     #[test]
     fn batches_become_row_major_tensors() {

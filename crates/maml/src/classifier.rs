@@ -51,9 +51,18 @@ pub trait Classifier: Module + Sync + 'static {
     fn check(&self, example: &Self::Example, options: &Self::BatchOptions)
     -> Result<(), MamlError>;
 
-    /// The options [`crate::evaluate`] scores with, whatever the training batches used (BERT:
-    /// each batch padded to its longest example, anything up to the model's position limit).
-    fn scoring_options(&self) -> Self::BatchOptions;
+    /// The options [`crate::evaluate`] scores with in a run whose training batches use
+    /// `training` (BERT: each batch padded to its longest example, or to its bucket when
+    /// `training` pads to buckets; anything up to the model's position limit).
+    fn scoring_options(&self, training: &Self::BatchOptions) -> Self::BatchOptions;
+
+    /// Whether scoring batches made with `options` should all have the same number of rows, so
+    /// that a backend that compiles kernels per tensor shape sees one shape fewer per scored set:
+    /// [`crate::scoring_logits`] then fills a short batch with copies of its last example and
+    /// drops their logits (BERT: when `options` pad to buckets). The default is `false`.
+    fn fixed_rows(_options: &Self::BatchOptions) -> bool {
+        false
+    }
 
     /// Logits `[examples.len(), num_labels]` of `examples` (in order) on `device`, the model's
     /// device, and how much work the batch cost.

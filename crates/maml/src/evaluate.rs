@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 use crate::parallel::for_each_task;
 use crate::tensors::{
@@ -11,12 +11,14 @@ use crate::tensors::{
 use crate::{Classifier, MamlError, Metrics};
 
 /// Scores `model` on `examples` without dropout or gradients, in batches of `batch_size` cut
-/// from the examples sorted by length (each batched with [`Classifier::scoring_options`]), up to
-/// `threads` batches at once (each row's result is the same whatever the thread count).
-/// Predictions and losses are read back once, at the end.
+/// from the examples sorted by length (each batched with [`Classifier::scoring_options`] of
+/// `training`, the options the run's training batches use, and filled to `batch_size` rows as
+/// [`scoring_logits`] says), up to `threads` batches at once (each row's result is the same
+/// whatever the thread count). Predictions and losses are read back once, at the end.
 pub fn evaluate<M: Classifier>(
     model: &M,
     examples: &[&M::Example],
+    training: &M::BatchOptions,
     batch_size: usize,
     threads: usize,
 ) -> Result<Metrics, MamlError> {
@@ -34,7 +36,7 @@ pub fn evaluate<M: Classifier>(
         });
     }
     let num_labels = model.num_labels();
-    let options = model.scoring_options();
+    let options = model.scoring_options(training);
     check_examples(examples, model, &options)?;
     let model = model.valid();
     let device = device_of(&model);
@@ -49,7 +51,7 @@ pub fn evaluate<M: Classifier>(
                 .iter()
                 .map(|&position| examples[position])
                 .collect();
-            let logits = model.forward(&items, &options, &device).logits;
+            let logits = scoring_logits(&model, &items, batch_size, &options, &device);
             let loss = cross_entropy(logits.clone(), labels_tensor::<M>(&items, &device));
             (
                 loss * items.len() as f64,
@@ -74,6 +76,35 @@ pub fn evaluate<M: Classifier>(
     Ok(Metrics::from_predictions(
         &labels, &predicted, loss_sum, num_labels,
     ))
+}
+
+/// Logits `[items.len(), num_labels]` of `items` (at most `rows` of them) without gradient. When
+/// [`Classifier::fixed_rows`] holds for `options`, a batch shorter than `rows` is filled up to
+/// `rows` with copies of its last example, whose logits are dropped: examples of a batch do not
+/// interact in a forward pass without dropout, so the kept logits are those of the short batch,
+/// and every batch of a scored set has `rows` rows.
+///
+/// # Panics
+/// If `items` is empty.
+pub fn scoring_logits<M: Classifier>(
+    model: &M,
+    items: &[&M::Example],
+    rows: usize,
+    options: &M::BatchOptions,
+    device: &Device,
+) -> Tensor<2> {
+    let last = *items
+        .last()
+        .expect("a scoring batch has at least one example");
+    if !M::fixed_rows(options) || items.len() >= rows {
+        return model.forward(items, options, device).logits;
+    }
+    let mut filled = items.to_vec();
+    filled.resize(rows, last);
+    model
+        .forward(&filled, options, device)
+        .logits
+        .narrow(0, 0, items.len())
 }
 
 fn read_labels(tensor: Tensor<1, Int>) -> Vec<usize> {

@@ -291,6 +291,7 @@ impl<M: Classifier> FineTuner<M> {
             let metrics = evaluate(
                 &self.model,
                 examples,
+                &self.config.batching.options,
                 self.config.eval_batch_size,
                 self.threads,
             )?;

@@ -650,6 +650,7 @@ fn evaluate_task<M: Classifier>(
     let metrics = evaluate(
         &adapted.model,
         &task.query,
+        &config.inner.batching.options,
         config.inner.batching.batch_size,
         1,
     )?;

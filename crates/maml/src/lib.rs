@@ -78,7 +78,7 @@
 //!             label => Err(MamlError::LabelOutOfRange { source_index: 0, label, num_labels: 2 }),
 //!         }
 //!     }
-//!     fn scoring_options(&self) -> NoOptions {
+//!     fn scoring_options(&self, _: &NoOptions) -> NoOptions {
 //!         NoOptions {}
 //!     }
 //!     fn forward(&self, points: &[&Point], _: &NoOptions, device: &Device) -> Forward {
@@ -133,7 +133,7 @@ pub use config::{
     AdaptScope, Batching, FinetuneConfig, InnerLoopConfig, MetaAlgorithm, MetaConfig,
 };
 pub use error::MamlError;
-pub use evaluate::evaluate;
+pub use evaluate::{evaluate, scoring_logits};
 pub use event::{Event, Split};
 pub use finetune::{EpochRecord, FineTuner, FinetuneData, finetune};
 pub use gradients::MetaGradient;

@@ -360,3 +360,35 @@ fn task_updates_count_the_padded_tokens_they_computed_on() {
     let update = learner(config).task_update(task, &mut rng).unwrap();
     assert_eq!(update.work, examples * 12);
 }
+
+#[test]
+fn filling_a_short_scoring_batch_keeps_the_logits_of_its_rows() {
+    let model = tiny_model(5, &Device::flex()).without_dropout();
+    let task = KeywordTask::draw(&mut ChaCha8Rng::seed_from_u64(6), 3, 0);
+    let items: Vec<&EncodedReview> = task.support.iter().collect();
+    let buckets = Collation {
+        padding: tasks::Padding::Buckets(std::num::NonZeroUsize::new(4).unwrap()),
+        max_seq_len: 16,
+    };
+    let device = Device::flex();
+    let values = |logits: Tensor<2>| -> Vec<f64> {
+        logits
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let short = values(maml::Classifier::forward(&model, &items, &buckets, &device).logits);
+    let filled = maml::scoring_logits(&model, &items, 8, &buckets, &device);
+    assert_eq!(filled.dims(), [3, 2]);
+    test_support::assert_close(&values(filled), &short, 1e-5, 0.0, "filled batch's logits");
+    // Padding to the longest asks for no fixed rows: the batch keeps its three rows.
+    let longest = Collation {
+        padding: tasks::Padding::Longest,
+        max_seq_len: 16,
+    };
+    let unfilled = maml::scoring_logits(&model, &items, 8, &longest, &device);
+    assert_eq!(unfilled.dims(), [3, 2]);
+}

@@ -136,6 +136,17 @@ impl BackendKind {
         })
     }
 
+    /// Whether the backend compiles and autotunes kernels for every new tensor shape (cubecl's
+    /// wgpu and CUDA), so that a run should keep to a few batch shapes. Flex and LibTorch run any
+    /// shape at no extra cost.
+    pub fn compiles_per_shape(self) -> bool {
+        // Every variant listed: a new backend must say which it is.
+        match self {
+            Self::Flex | Self::Tch => false,
+            Self::Wgpu | Self::Vulkan | Self::Cuda => true,
+        }
+    }
+
     /// The device to run on (without autodiff: call `.autodiff()` on it to train).
     ///
     /// GPU backends are started here, so a missing driver or adapter is reported now, as an

@@ -1,6 +1,7 @@
 //! Padding encoded reviews into rectangular batches.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -32,38 +33,91 @@ impl EncodedReview {
     }
 }
 
+/// The multiple [`Padding::Buckets`] rounds to unless told otherwise: at the reference's 256
+/// tokens a run sees four lengths.
+pub const DEFAULT_BUCKET: NonZeroUsize = NonZeroUsize::new(64).expect("64 is not zero");
+
 /// How far a batch is padded.
+///
+/// Serialised as its `Display` form (`longest`, `max`, `buckets:64`), the form users type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(into = "String", try_from = "String")]
 pub enum Padding {
-    /// To the longest sequence of the batch (our default: less padding, same results).
+    /// To the longest sequence of the batch (our default on the CPU: less padding, same
+    /// results).
     #[default]
     Longest,
     /// To `max_seq_len`, as the reference did (for like-for-like comparisons).
     Max,
+    /// To the longest sequence of the batch rounded up to a multiple of this, at most
+    /// `max_seq_len`: batches take at most `max_seq_len / multiple` (rounded up) lengths. For
+    /// backends that compile and autotune kernels for every new tensor shape (cubecl's wgpu and
+    /// CUDA), where a few shapes with some padding beat many shapes with none.
+    Buckets(NonZeroUsize),
+}
+
+impl Padding {
+    /// The padded length of a batch whose longest sequence is `longest` tokens
+    /// (`longest <= max_seq_len`).
+    pub fn seq_len(self, longest: usize, max_seq_len: usize) -> usize {
+        match self {
+            Self::Longest => longest,
+            Self::Max => max_seq_len,
+            Self::Buckets(multiple) => longest.next_multiple_of(multiple.get()).min(max_seq_len),
+        }
+    }
 }
 
 impl FromStr for Padding {
     type Err = String;
 
-    /// `longest` or `max`.
+    /// `longest`, `max`, `buckets` (multiples of [`DEFAULT_BUCKET`]) or `buckets:N`.
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value {
             "longest" => Ok(Self::Longest),
             "max" => Ok(Self::Max),
-            other => Err(format!(
-                "unknown padding {other:?}: use \"longest\" or \"max\""
-            )),
+            "buckets" => Ok(Self::Buckets(DEFAULT_BUCKET)),
+            other => {
+                match other.strip_prefix("buckets:") {
+                    Some(multiple) => multiple.parse::<NonZeroUsize>().map(Self::Buckets).map_err(
+                        |_| {
+                            format!(
+                                "padding {other:?}: the bucket multiple must be a positive whole \
+                             number (e.g. buckets:64)"
+                            )
+                        },
+                    ),
+                    None => Err(format!(
+                        "unknown padding {other:?}: use \"longest\", \"max\", \"buckets\" or \
+                     \"buckets:N\""
+                    )),
+                }
+            }
         }
     }
 }
 
 impl fmt::Display for Padding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Longest => "longest",
-            Self::Max => "max",
-        })
+        match self {
+            Self::Longest => f.write_str("longest"),
+            Self::Max => f.write_str("max"),
+            Self::Buckets(multiple) => write!(f, "buckets:{multiple}"),
+        }
+    }
+}
+
+impl From<Padding> for String {
+    fn from(padding: Padding) -> Self {
+        padding.to_string()
+    }
+}
+
+impl TryFrom<String> for Padding {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
     }
 }
 
@@ -71,7 +125,8 @@ impl fmt::Display for Padding {
 /// batch. Serialised with the experiment's settings (`padding`, `max_seq_len`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collation {
-    /// Pad each batch to its longest review, or every review to `max_seq_len`.
+    /// Pad each batch to its longest review (rounded up to a bucket), or every review to
+    /// `max_seq_len`.
     pub padding: Padding,
     /// The length [`Padding::Max`] pads to, and the longest review a batch may hold (reviews are
     /// already truncated to it by the encoder).
@@ -142,10 +197,8 @@ pub fn collate(
             item.type_ids.len(),
         );
     }
-    let seq_len = match padding {
-        Padding::Longest => items.iter().map(|item| item.len()).max().unwrap_or(0),
-        Padding::Max => max_seq_len,
-    };
+    let longest = items.iter().map(|item| item.len()).max().unwrap_or(0);
+    let seq_len = padding.seq_len(longest, max_seq_len);
     let cells = items.len() * seq_len;
     let mut batch = Batch {
         input_ids: Vec::with_capacity(cells),
@@ -221,9 +274,52 @@ mod tests {
 
     #[test]
     fn option_names_round_trip() {
-        for padding in [Padding::Longest, Padding::Max] {
+        let buckets_of_32 = Padding::Buckets(NonZeroUsize::new(32).unwrap());
+        for padding in [Padding::Longest, Padding::Max, buckets_of_32] {
             assert_eq!(padding.to_string().parse::<Padding>(), Ok(padding));
+            let json = serde_json::to_string(&padding).unwrap();
+            assert_eq!(json, format!("\"{padding}\""));
+            assert_eq!(serde_json::from_str::<Padding>(&json).unwrap(), padding);
         }
-        assert!("wide".parse::<Padding>().is_err());
+        assert_eq!(buckets_of_32.to_string(), "buckets:32");
+        assert_eq!(
+            "buckets".parse::<Padding>(),
+            Ok(Padding::Buckets(NonZeroUsize::new(64).unwrap()))
+        );
+        for bad in ["wide", "buckets:0", "buckets:", "buckets:-4", "buckets:x"] {
+            assert!(bad.parse::<Padding>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn buckets_round_the_longest_review_up_to_a_multiple() {
+        let buckets = Padding::Buckets(NonZeroUsize::new(64).unwrap());
+        let lengths: Vec<usize> = [1, 63, 64, 65, 128, 129, 200]
+            .iter()
+            .map(|&longest| buckets.seq_len(longest, 256))
+            .collect();
+        assert_eq!(lengths, [64, 64, 64, 128, 128, 192, 256]);
+    }
+
+    #[test]
+    fn buckets_stop_at_max_seq_len() {
+        let buckets = Padding::Buckets(NonZeroUsize::new(64).unwrap());
+        assert_eq!(buckets.seq_len(129, 150), 150);
+        assert_eq!(buckets.seq_len(150, 150), 150);
+        assert_eq!(buckets.seq_len(40, 50), 50);
+    }
+
+    #[test]
+    fn collate_pads_to_the_bucket_of_the_longest_review() {
+        let (a, b) = (review(5, 0), review(2, 1));
+        let batch = collate(
+            &[&a, &b],
+            Padding::Buckets(NonZeroUsize::new(4).unwrap()),
+            16,
+            0,
+        );
+        assert_eq!((batch.batch_size, batch.seq_len), (2, 8));
+        assert_eq!(batch.attention_mask[..8], [1, 1, 1, 1, 1, 0, 0, 0]);
+        assert_eq!(batch.attention_mask[8..], [1, 1, 0, 0, 0, 0, 0, 0]);
     }
 }

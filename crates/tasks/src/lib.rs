@@ -54,7 +54,7 @@ mod episodes;
 mod error;
 mod validation;
 
-pub use batch::{Batch, Collation, EncodedReview, Padding, collate};
+pub use batch::{Batch, Collation, DEFAULT_BUCKET, EncodedReview, Padding, collate};
 pub use encode::{DEFAULT_MAX_SEQ_LEN, EncodedText, TextEncoder};
 pub use episodes::{
     DomainSampling, Episode, EpisodeConfig, EpisodeSampler, SamplerState, test_episodes,

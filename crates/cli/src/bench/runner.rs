@@ -52,16 +52,15 @@ impl Runner {
     ) -> anyhow::Result<Self> {
         Ok(match args.mode {
             Mode::Meta => {
-                let config = MetaConfig::default()
-                    .with_outer_lr(args.lr)
-                    .with_inner(
-                        InnerLoopConfig::default()
-                            .with_lr(args.lr)
-                            .with_epochs(args.inner_update_step)
-                            .with_batching(
-                                args.batching
-                                    .batching(args.inner_batch_size, args.model.max_seq_len)?,
-                            ),
+                let config = MetaConfig::default().with_outer_lr(args.lr).with_inner(
+                    InnerLoopConfig::default()
+                        .with_lr(args.lr)
+                        .with_epochs(args.inner_update_step)
+                        .with_batching(args.batching.batching(
+                            args.inner_batch_size,
+                            args.model.max_seq_len,
+                            args.model.backend,
+                        )?),
                     )
                     .with_loss_scaling(args.model.loss_scaling());
                 Self::Meta {
@@ -74,10 +73,11 @@ impl Runner {
             Mode::Finetune => {
                 let config = FinetuneConfig::default()
                     .with_lr(args.lr)
-                    .with_batching(
-                        args.batching
-                            .batching(args.batch_size, args.model.max_seq_len)?,
-                    )
+                    .with_batching(args.batching.batching(
+                        args.batch_size,
+                        args.model.max_seq_len,
+                        args.model.backend,
+                    )?)
                     .with_eval_batch_size(args.batch_size)
                     .with_epochs(1)
                     .with_micro_batches(args.micro_batches.resolve(args.model.backend))

@@ -182,10 +182,11 @@ impl Args {
             .with_lr(self.inner_update_lr)
             .with_epochs(self.inner_update_step)
             .with_dropout(!self.record.no_dropout)
-            .with_batching(
-                self.batching
-                    .batching(self.inner_batch_size, self.model.max_seq_len)?,
-            )
+            .with_batching(self.batching.batching(
+                self.inner_batch_size,
+                self.model.max_seq_len,
+                self.model.backend,
+            )?)
             .with_scope(scope);
         Ok(MetaConfig::default()
             .with_algorithm(algorithm)
@@ -207,11 +208,12 @@ impl Args {
 }
 
 /// Runs `meta-bert meta-train`.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(mut args: Args) -> anyhow::Result<Outcome> {
     let Some(run_dir) = args.output.run_dir()? else {
         return Ok(Outcome::Completed);
     };
     args.check()?;
+    args.batching.resolve(args.model.backend);
     let meta_config = args.meta_config()?;
 
     let set = args.data.load(None)?;
@@ -260,7 +262,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
     let device = args.model.device()?;
     let source = args.model.resolve()?;
-    let encoder = args.model.encoder(&source, args.batching.padding)?;
+    let encoder = args
+        .model
+        .encoder(&source, args.batching.padding(args.model.backend))?;
     let saver = Saver::new(
         run_dir.root(),
         "meta",
@@ -299,11 +303,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         true => host.latest()?,
         false => None,
     };
-    let model = match &resumed {
+    let model = args.model.for_backend(match &resumed {
         Some(resumed) => host.saver.load(&resumed.dir, &device)?,
         None => common::load_classifier(&source, &set.labels, args.seed, &device)?,
-    }
-    .with_precision(args.model.precision);
+    });
     let encoded = common::encode(&encoder, &set)?;
     let task_threads = args.task_threads.resolve(args.model.backend);
     let learner = meta_config.init(model)?.with_task_threads(task_threads);
