@@ -9,9 +9,7 @@
 # BIN_WGSL: meta-bert built with `--no-default-features --features wgpu` (WGSL only; with the
 # vulkan feature every Vulkan adapter gets SPIR-V, so WGSL needs its own build);
 # REFERENCE_SCRIPT: ../shared/bench/pytorch_fomaml_bench.py; BERT_BASE_DIR: config.json and
-# tokenizer, no weights. Optional: BIN_TCH, a meta-bert built with `--features tch` against the
-# machine's own PyTorch (LIBTORCH_BYPASS_VERSION_CHECK), run with `--backend tch` on CUDA
-# (BURN_DEVICE picks the CUDA device through LibTorch) when given.
+# tokenizer, no weights. (`--backend tch` runs LibTorch on the CPU, so it has no row here.)
 #
 # Runs, in this order (equal work: --padding max --compute-padding, every row padded to 256 as
 # the reference pads; default: each command's own defaults, on a GPU backend sequence-length
@@ -19,8 +17,7 @@
 #   reference f32, reference under torch.autocast(fp16);
 #   ours WGSL f32 (equal work, default), SPIR-V f32 (equal work, default),
 #   SPIR-V f16 (equal work, default), then SPIR-V f16 default again with the autotune and kernel
-#   caches the earlier runs left (the warm first step);
-#   tch on CUDA f32 (equal work, default) when BIN_TCH is set.
+#   caches the earlier runs left (the warm first step).
 # Each run appends one JSON line to OUT_DIR/results.jsonl, named by "run", with the GPU's peak
 # used memory (nvidia-smi, every 100 ms) as "gpu_peak_used_mib"; stderr goes to OUT_DIR/log.txt.
 # meta-bert's line carries "warmup_seconds" (the first step: autotuning, kernel compilation)
@@ -111,9 +108,4 @@ for variant in "wgsl f32 $bin_wgsl wgpu" "spirv f32 $bin vulkan" "spirv f16 $bin
   run "ours-$compiler-$precision-default" "${ours[@]}"
 done
 run ours-spirv-f16-default-warm-cache "$bin" bench --backend vulkan --precision f16 --bert-model "$bert_base" "${sizes[@]}"
-if [ -n "${BIN_TCH:-}" ]; then
-  tch=("$BIN_TCH" bench --backend tch --bert-model "$bert_base" "${sizes[@]}")
-  run ours-tch-cuda-f32-equal-work env BURN_DEVICE=tch "${tch[@]}" "${equal_work[@]}"
-  run ours-tch-cuda-f32-default env BURN_DEVICE=tch "${tch[@]}"
-fi
 echo "done in $((SECONDS - started)) s; caches in $out/cache" | tee -a "$out/log.txt"

@@ -1,9 +1,11 @@
 //! Project automation, run as `cargo xtask <command>`:
 //! - `fetch-data`: download the reference review file and verify its git blob id;
-//! - `reproduce`: run the reference's experiment grid through `meta-bert` and summarise it.
+//! - `reproduce`: run the reference's experiment grid through `meta-bert` and summarise it;
+//! - `libtorch`: a venv with the libtorch the tch backend links, and the environment to use it.
 
 mod contract;
 mod fetch;
+mod libtorch;
 mod plan;
 mod plot;
 mod preset;
@@ -96,6 +98,21 @@ enum Task {
         #[arg(long)]
         record: bool,
     },
+    /// Make (or reuse) a Python venv holding torch 2.9.0, the libtorch the tch backend links
+    /// against, and print the environment that builds and runs with it, for
+    /// `eval "$(cargo xtask libtorch)"`. Progress goes to stderr.
+    Libtorch {
+        /// The venv [default: $METABERT_LIBTORCH_VENV, else ~/.cache/meta-bert/libtorch-venv].
+        #[arg(long)]
+        venv: Option<PathBuf>,
+        /// The Python that creates the venv when it does not exist.
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// The package index pip installs torch from [default: PyPI, whose Linux wheel is the
+        /// CUDA build], e.g. https://download.pytorch.org/whl/cpu for the CPU-only one.
+        #[arg(long)]
+        index_url: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -157,6 +174,28 @@ fn main() -> Result<()> {
                 config.runs_dir.display()
             );
             reproduce(&config).map(|_| ())
+        }
+        Task::Libtorch {
+            venv,
+            python,
+            index_url,
+        } => {
+            let path = |name: &str| env::var_os(name).map(PathBuf::from);
+            let venv = libtorch::venv_dir(
+                venv,
+                path(libtorch::VENV_VAR),
+                path("XDG_CACHE_HOME"),
+                path("HOME"),
+            )?;
+            let torch = libtorch::ensure(&venv, python.as_os_str(), index_url.as_deref())?;
+            eprintln!(
+                "torch {} in {}; its libraries in {}",
+                torch.version,
+                venv.display(),
+                torch.lib_dir.display()
+            );
+            print!("{}", libtorch::env_script(&venv, &torch));
+            Ok(())
         }
     }
 }
@@ -267,7 +306,60 @@ fn meta_bert_binary(root: &Path, features: Option<&str>) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::runs_dir_name;
+    use super::{Cli, Task, runs_dir_name};
+    use clap::{CommandFactory, Parser};
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn libtorch_defaults_to_python3_pypi_and_the_default_venv() {
+        let Task::Libtorch {
+            venv,
+            python,
+            index_url,
+        } = Cli::try_parse_from(["xtask", "libtorch"]).unwrap().command
+        else {
+            panic!("not the libtorch command");
+        };
+        assert_eq!(
+            (venv, python, index_url),
+            (None, PathBuf::from("python3"), None)
+        );
+    }
+
+    #[test]
+    fn libtorch_takes_a_venv_a_python_and_an_index() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "libtorch",
+            "--venv",
+            "/v",
+            "--python",
+            "/usr/bin/python3.11",
+            "--index-url",
+            "https://download.pytorch.org/whl/cpu",
+        ])
+        .unwrap();
+        let Task::Libtorch {
+            venv,
+            python,
+            index_url,
+        } = cli.command
+        else {
+            panic!("not the libtorch command");
+        };
+        assert_eq!(venv, Some(PathBuf::from("/v")));
+        assert_eq!(python, PathBuf::from("/usr/bin/python3.11"));
+        assert_eq!(
+            index_url.as_deref(),
+            Some("https://download.pytorch.org/whl/cpu")
+        );
+        assert!(Cli::try_parse_from(["xtask", "libtorch", "--venv"]).is_err());
+    }
 
     #[test]
     fn runs_in_another_precision_get_their_own_directory() {

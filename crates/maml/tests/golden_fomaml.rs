@@ -1,5 +1,6 @@
 //! One FOMAML meta-step on the MiniLM golden checkpoint, against transformers
-//! (`fomaml_step` in ../shared/fixtures/minilm-l6-golden/golden.json).
+//! (`fomaml_step` in ../shared/fixtures/minilm-l6-golden/golden.json), on the backend
+//! `METABERT_TEST_BACKEND` names (default flex).
 
 use std::collections::HashMap;
 
@@ -7,7 +8,9 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use maml::{Batching, Event, InnerLoopConfig, MetaConfig, MetaGradient, Task};
-use model::{BertClassifier, BertInput, HubOptions, NamedTensor, load_classifier, resolve_model};
+use model::{
+    BackendKind, BertClassifier, BertInput, HubOptions, NamedTensor, load_classifier, resolve_model,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -15,6 +18,11 @@ use tasks::{Collation, EncodedReview};
 use test_support::{assert_close, assert_rel, flatten_f64, flatten_i64, minilm_golden};
 
 const REL: f64 = 1e-3;
+
+/// Flex unless `METABERT_TEST_BACKEND` names another backend (README, *The tch backend*).
+fn device() -> Device {
+    test_support::test_device(BackendKind::device)
+}
 
 /// The golden's dropout-free FOMAML: support of 4 in one batch, 2 inner Adam steps and one outer
 /// Adam step, both at lr 1e-3.
@@ -36,7 +44,7 @@ fn golden_checkpoint() -> BertClassifier {
         &HubOptions::from_env(),
     )
     .expect("golden checkpoint resolves");
-    load_classifier(&dir, &test_support::sentiment_labels(), 0, &Device::flex())
+    load_classifier(&dir, &test_support::sentiment_labels(), 0, &device())
         .expect("golden checkpoint loads")
         .0
 }
@@ -229,7 +237,7 @@ fn fomaml_step_matches_transformers() {
     );
 
     let model = learner.model().valid();
-    let device = Device::flex();
+    let device = device();
     let probe = minilm_golden()["batch"].clone();
     let logits: Vec<f64> = model
         .forward(&probe_input(&probe, &device))

@@ -167,7 +167,7 @@ impl BackendKind {
             feature: self.name(),
             requirement: match self {
                 Self::Tch => {
-                    " (and libtorch 2.9.0: e.g. `pip install torch==2.9.0` in a venv, then LIBTORCH_USE_PYTORCH=1)"
+                    " (and libtorch 2.9.0: in a clone, `eval \"$(cargo xtask libtorch)\"` sets up and selects it; see the README)"
                 }
                 Self::Cuda => {
                     " (and the CUDA toolkit and driver; the build downloads a prebuilt LLVM, so it needs network)"
@@ -259,7 +259,7 @@ fn tch_device() -> Result<Device, BackendError> {
     probe(
         BackendKind::Tch,
         Device::libtorch(),
-        "Install libtorch 2.9.0 (e.g. pip install torch==2.9.0, LIBTORCH_USE_PYTORCH=1)",
+        "Build and run with libtorch 2.9.0 (in a clone: `eval \"$(cargo xtask libtorch)\"`)",
     )
 }
 

@@ -1,13 +1,13 @@
 //! Parity with PyTorch + transformers on the golden fixtures (computed by
 //! ../shared/fixtures/make_golden.py; never by this code): forward, backward, three Adam steps,
 //! loading a base model without head or prefix, a `pytorch_model.bin` of another size, and
-//! save → reload.
+//! save → reload. On the backend `METABERT_TEST_BACKEND` names (default flex).
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use model::{
-    BertClassifier, BertInput, CheckpointMeta, HubOptions, ModelDir, load_classifier,
+    BackendKind, BertClassifier, BertInput, CheckpointMeta, HubOptions, ModelDir, load_classifier,
     resolve_model, save_checkpoint,
 };
 use serde_json::Value;
@@ -16,6 +16,11 @@ use test_support::{assert_close, assert_rel, flatten_f64, flatten_i64};
 /// Tolerances the goldens' notes prescribe.
 const FORWARD_ABS: f64 = 1e-4;
 const TRAINING_REL: f64 = 1e-3;
+
+/// Flex unless `METABERT_TEST_BACKEND` names another backend (README, *The tch backend*).
+fn device() -> Device {
+    test_support::test_device(BackendKind::device)
+}
 
 fn input(golden: &Value, device: &Device) -> (BertInput, Tensor<1, Int>) {
     let batch = test_support::golden_batch(&golden["batch"]);
@@ -98,7 +103,7 @@ fn check_hidden_and_pooler(model: &BertClassifier, golden: &Value, device: &Devi
 #[test]
 fn forward_matches_transformers() {
     let golden = test_support::minilm_golden();
-    let device = Device::flex();
+    let device = device();
     let model = golden_model(&device);
     check_hidden_and_pooler(&model, &golden, &device);
     let (input, _) = input(&golden, &device);
@@ -142,7 +147,7 @@ fn slice_values(values: &[f32], shape: &[usize], index: &str) -> Vec<f64> {
 fn backward_matches_transformers() {
     let golden = test_support::minilm_golden();
     let expected = &golden["backward"];
-    let device = Device::flex().autodiff();
+    let device = device().autodiff();
     let model = golden_model(&device).without_dropout();
     let (input, labels) = input(&golden, &device);
     let loss = cross_entropy(model.forward(&input), labels, &device);
@@ -204,7 +209,7 @@ fn backward_matches_transformers() {
 fn three_adam_steps_match_pytorch() {
     let golden = test_support::minilm_golden();
     let expected = &golden["adam_3_steps"];
-    let device = Device::flex().autodiff();
+    let device = device().autodiff();
     let mut model = golden_model(&device).without_dropout();
     let mut optimizer = AdamConfig::new()
         .with_beta_1(0.9)
@@ -240,7 +245,7 @@ fn three_adam_steps_match_pytorch() {
 #[test]
 fn base_model_without_prefix_or_head_gives_golden_encoder_outputs() {
     let golden = test_support::minilm_golden();
-    let device = Device::flex();
+    let device = device();
     let base = ModelDir::open(&test_support::minilm_dir()).unwrap();
     let (model, report) =
         load_classifier(&base, &test_support::sentiment_labels(), 3, &device).unwrap();
@@ -285,7 +290,7 @@ fn base_model_without_prefix_or_head_gives_golden_encoder_outputs() {
 #[test]
 fn tiny_pytorch_bin_matches_transformers() {
     let golden = test_support::tiny_bert_golden();
-    let device = Device::flex();
+    let device = device();
     let dir = resolve_model(
         test_support::tiny_bert_dir().to_str().unwrap(),
         &HubOptions::from_env(),
@@ -308,7 +313,7 @@ fn tiny_pytorch_bin_matches_transformers() {
 #[test]
 fn save_then_reload_gives_identical_logits() {
     let golden = test_support::tiny_bert_golden();
-    let device = Device::flex();
+    let device = device();
     let source = ModelDir::open(&test_support::tiny_bert_dir()).unwrap();
     let labels = test_support::tiny_labels();
     let (model, _) = load_classifier(&source, &labels, 0, &device).unwrap();

@@ -219,6 +219,43 @@ fn device_or_skip<Device, Error: std::fmt::Display>(
     }
 }
 
+/// The environment variable naming the backend that backend-parametrised tests run on.
+pub const TEST_BACKEND_VAR: &str = "METABERT_TEST_BACKEND";
+
+/// The device for a test that can run on any backend: `$METABERT_TEST_BACKEND` (default
+/// `flex`) parsed as `Kind` and opened by `open`, e.g.
+/// `test_support::test_device(model::BackendKind::device)`. A name `Kind` rejects, or a backend
+/// that does not open (not compiled in, no library), fails the test: a test asked to run on tch
+/// must never pass on flex instead.
+///
+/// Generic because this crate cannot name `model::BackendKind`: `model`'s own tests depend on
+/// this crate, and a dependency back on `model` would also put Burn into every crate's tests.
+pub fn test_device<Kind, Device, Error>(open: impl FnOnce(Kind) -> Result<Device, Error>) -> Device
+where
+    Kind: std::str::FromStr,
+    Kind::Err: std::fmt::Display,
+    Error: std::fmt::Display,
+{
+    let name = std::env::var(TEST_BACKEND_VAR).ok();
+    device_named(name.as_deref(), open)
+}
+
+fn device_named<Kind, Device, Error>(
+    name: Option<&str>,
+    open: impl FnOnce(Kind) -> Result<Device, Error>,
+) -> Device
+where
+    Kind: std::str::FromStr,
+    Kind::Err: std::fmt::Display,
+    Error: std::fmt::Display,
+{
+    let name = name.unwrap_or("flex");
+    let kind = name
+        .parse::<Kind>()
+        .unwrap_or_else(|error| panic!("{TEST_BACKEND_VAR}={name}: {error}"));
+    open(kind).unwrap_or_else(|error| panic!("{TEST_BACKEND_VAR}={name}: {error}"))
+}
+
 /// Relative error `|a - e| / |e|`, for scalars such as losses and gradient norms.
 pub fn assert_rel(actual: f64, expected: f64, rel: f64, what: &str) {
     let err = (actual - expected).abs() / expected.abs().max(f64::MIN_POSITIVE);
@@ -311,7 +348,7 @@ pub fn serve_hub(files_from: PathBuf) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{assert_close, device_or_skip};
+    use super::{assert_close, device_named, device_or_skip};
 
     /// The message `assert_close` panics with.
     fn failure(actual: &[f64], expected: &[f64], abs: f64, rel: f64) -> String {
@@ -381,6 +418,55 @@ mod tests {
         assert!(
             message.contains("no adapter") && message.contains("METABERT_SKIP_WGPU=1"),
             "{message}"
+        );
+    }
+
+    /// A stand-in for `model::BackendKind`: two backends, one of them not compiled in.
+    #[derive(Debug, PartialEq)]
+    enum Kind {
+        Flex,
+        Tch,
+    }
+
+    impl std::str::FromStr for Kind {
+        type Err = String;
+        fn from_str(name: &str) -> Result<Self, String> {
+            match name {
+                "flex" => Ok(Kind::Flex),
+                "tch" => Ok(Kind::Tch),
+                other => Err(format!("unknown backend `{other}`")),
+            }
+        }
+    }
+
+    fn open(kind: Kind) -> Result<Kind, String> {
+        match kind {
+            Kind::Flex => Ok(kind),
+            Kind::Tch => Err("not compiled in".into()),
+        }
+    }
+
+    fn device_panic(name: &str) -> String {
+        let panic = std::panic::catch_unwind(|| device_named(Some(name), open))
+            .expect_err("the backend is refused");
+        *panic.downcast::<String>().expect("a formatted message")
+    }
+
+    #[test]
+    fn the_test_backend_defaults_to_flex() {
+        assert_eq!(device_named(None, open), Kind::Flex);
+        assert_eq!(device_named(Some("flex"), open), Kind::Flex);
+    }
+
+    #[test]
+    fn an_unknown_or_unavailable_test_backend_fails_naming_the_variable() {
+        assert_eq!(
+            device_panic("metal"),
+            "METABERT_TEST_BACKEND=metal: unknown backend `metal`"
+        );
+        assert_eq!(
+            device_panic("tch"),
+            "METABERT_TEST_BACKEND=tch: not compiled in"
         );
     }
 }
