@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and packs what bench/gpu_side_by_side.sh needs on a GPU machine that has no Rust
-# toolchain: the default meta-bert (wgpu + vulkan: SPIR-V) and a WGSL-only one, stripped and
+# toolchain: the GPU build of meta-bert (`--features vulkan`: SPIR-V) and the default one (WGSL
+# only), stripped and
 # xz-compressed into gpu-carry/ (git-ignored; a device run may carry 64 MiB), with the reference
 # benchmark, a review file and bert-base's config.
 #
@@ -26,9 +27,9 @@ build() { # FILE CARGO_FLAGS...
   strip -o "gpu-carry/$file" "$target/$dir/meta-bert"
   xz -T0 -f "gpu-carry/$file"
 }
-# The WGSL-only feature set first: a later `cargo test --workspace` then finds the default build.
-build meta-bert-wgsl.xz --no-default-features --features wgpu
-build meta-bert.xz
+# The default feature set last: a later `cargo test --workspace` then finds its binary in place.
+build meta-bert.xz --features vulkan
+build meta-bert-wgsl.xz
 cp "$shared/bench/pytorch_fomaml_bench.py" bench/reference_on_cuda.py bench/gpu_side_by_side.sh gpu-carry/
 cp -r "$shared/models/bert-base-uncased-config" gpu-carry/bert-base
 cp "$shared/data/amazon-reviews/"*.json gpu-carry/ 2>/dev/null || true

@@ -5,9 +5,9 @@
 #
 #   bench/gpu_side_by_side.sh BIN BIN_WGSL REFERENCE_SCRIPT DATA BERT_BASE_DIR OUT_DIR
 #
-# BIN: meta-bert built with its default features (wgpu + vulkan: SPIR-V on a Vulkan adapter);
-# BIN_WGSL: meta-bert built with `--no-default-features --features wgpu` (WGSL only; with the
-# vulkan feature every Vulkan adapter gets SPIR-V, so WGSL needs its own build);
+# BIN: meta-bert built with `--features vulkan` (SPIR-V on a Vulkan adapter that allows it);
+# BIN_WGSL: meta-bert built with its default features (WGSL only; with the vulkan feature every
+# such Vulkan adapter gets SPIR-V, so WGSL needs its own build);
 # REFERENCE_SCRIPT: ../shared/bench/pytorch_fomaml_bench.py; BERT_BASE_DIR: config.json and
 # tokenizer, no weights. (`--backend tch` runs LibTorch on the CPU, so it has no row here.)
 #

@@ -59,7 +59,10 @@ fn probe(backend: BackendKind) -> Result<Probe, String> {
 }
 
 fn names(precisions: &[Precision]) -> Vec<&'static str> {
-    precisions.iter().map(|precision| precision.name()).collect()
+    precisions
+        .iter()
+        .map(|precision| precision.name())
+        .collect()
 }
 
 fn to_json(rows: &[Row]) -> serde_json::Value {
@@ -101,7 +104,12 @@ fn render(rows: &[Row], probed: bool) -> String {
             let compilers = row.backend.compilers();
             let mut cells = vec![
                 row.backend.name().to_string(),
-                if row.backend.is_compiled() { "yes" } else { "no" }.to_string(),
+                if row.backend.is_compiled() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
                 if compilers.is_empty() {
                     "-".to_string()
                 } else {

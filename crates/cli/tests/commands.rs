@@ -45,7 +45,10 @@ fn an_unknown_backend_lists_the_valid_ones() {
     assert_eq!(output.status.code(), Some(2), "a usage error");
     let message = stderr(&output);
     assert!(message.contains("metal"), "{message}");
-    assert!(message.contains("flex, wgpu, vulkan, cuda, tch"), "{message}");
+    assert!(
+        message.contains("flex, wgpu, vulkan, cuda, tch"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -28,7 +28,11 @@ fn meta_train_in_f16_records_its_precision_and_loss_scale() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_reviews(dir.path());
     let out = dir.path().join("run");
-    run_ok(&mut tiny_meta_train_with(&data, &out, &[("--precision", "f16")]));
+    run_ok(&mut tiny_meta_train_with(
+        &data,
+        &out,
+        &[("--precision", "f16")],
+    ));
     let hyparams = read_json(&out.join("hyparams.json"));
     assert_eq!(hyparams["settings"]["precision"], "f16", "{hyparams:#}");
     let scaling = &hyparams["resolved"]["meta_config"]["loss_scaling"];
@@ -73,7 +77,12 @@ fn finetune_in_f16_reports_the_loss_scale_per_epoch_and_bf16_needs_none() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_reviews(dir.path());
     let f16 = dir.path().join("f16");
-    run_ok(&mut tiny_finetune_with(&data, &f16, 2, &[("--precision", "f16")]));
+    run_ok(&mut tiny_finetune_with(
+        &data,
+        &f16,
+        2,
+        &[("--precision", "f16")],
+    ));
     let epochs: Vec<_> = lines(&f16.join("metrics.jsonl"))
         .into_iter()
         .filter(|line| line["kind"] == "epoch")
@@ -84,12 +93,20 @@ fn finetune_in_f16_reports_the_loss_scale_per_epoch_and_bf16_needs_none() {
         assert!(epoch["skipped_updates"].as_u64().is_some(), "{epoch}");
     }
     let bf16 = dir.path().join("bf16");
-    run_ok(&mut tiny_finetune_with(&data, &bf16, 1, &[("--precision", "bf16")]));
+    run_ok(&mut tiny_finetune_with(
+        &data,
+        &bf16,
+        1,
+        &[("--precision", "bf16")],
+    ));
     let hyparams = read_json(&bf16.join("hyparams.json"));
     assert_eq!(hyparams["settings"]["precision"], "bf16");
     assert!(hyparams["resolved"]["finetune_config"]["loss_scaling"].is_null());
     let results = read_json(&bf16.join("results.json"));
-    assert!(results["epochs"][0]["validation"]["accuracy"].is_number(), "{results:#}");
+    assert!(
+        results["epochs"][0]["validation"]["accuracy"].is_number(),
+        "{results:#}"
+    );
 }
 
 #[test]
@@ -116,10 +133,28 @@ fn backends_lists_this_build_and_probes_flex() {
     let flex = &backends[0];
     assert_eq!(flex["compiled"], true);
     assert_eq!(flex["starts"], true);
-    assert_eq!(flex["precisions"], serde_json::json!(["f32", "f16", "bf16"]));
-    // The default build has SPIR-V (feature vulkan) beside WGSL.
-    let vulkan = &backends[2];
-    assert_eq!(vulkan["compiled"], true, "{vulkan}");
+    assert_eq!(
+        flex["precisions"],
+        serde_json::json!(["f32", "f16", "bf16"])
+    );
+    // SPIR-V (feature vulkan) beside WGSL in the GPU build, WGSL alone in the default one.
+    let spirv = cfg!(feature = "vulkan");
+    assert_eq!(backends[2]["compiled"], spirv, "{}", backends[2]);
     let wgpu_compilers = backends[1]["compilers"].to_string();
-    assert!(wgpu_compilers.contains("SPIR-V") && wgpu_compilers.contains("WGSL"));
+    assert!(wgpu_compilers.contains("WGSL"), "{wgpu_compilers}");
+    assert_eq!(wgpu_compilers.contains("SPIR-V"), spirv, "{wgpu_compilers}");
+    // Not compiled in: no probe, and `--backend vulkan` names the feature.
+    if !spirv {
+        assert!(backends[2].get("starts").is_none(), "{}", backends[2]);
+        let model = test_support::tiny_bert_dir();
+        let output = run(meta_bert()
+            .args(["predict", "--backend", "vulkan", "--bert-model"])
+            .arg(&model)
+            .arg("great"));
+        assert!(
+            stderr(&output).contains("--features vulkan"),
+            "{}",
+            stderr(&output)
+        );
+    }
 }

@@ -212,9 +212,7 @@ impl<M: Classifier> FineTuner<M> {
         events(Event::EpochFinished {
             epoch,
             train_loss,
-            loss_scaling: self
-                .scaling
-                .map(|scaling| scaling.report(skipped_updates)),
+            loss_scaling: self.scaling.map(|scaling| scaling.report(skipped_updates)),
             elapsed: started.elapsed(),
         });
         Ok(train_loss)

@@ -260,7 +260,14 @@ impl<M: Classifier> MetaLearner<M> {
         task: &Task<M::Example>,
         rng: &mut impl Rng,
     ) -> Result<TaskUpdate, MamlError> {
-        task_update(&self.model, &self.config, self.scaling, &self.device, task, rng)
+        task_update(
+            &self.model,
+            &self.config,
+            self.scaling,
+            &self.device,
+            task,
+            rng,
+        )
     }
 
     /// One outer step: adapts to every task (up to [`Self::with_task_threads`] at once), averages

@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Classifier, Event, LossScaler, MamlError, MetaLearner, Metrics, OuterStepReport, Task, TaskEvaluation,
-    best_by_validation,
+    Classifier, Event, LossScaler, MamlError, MetaLearner, Metrics, OuterStepReport, Task,
+    TaskEvaluation, best_by_validation,
 };
 
 /// A task as indices into the example set it was drawn from.

@@ -337,7 +337,7 @@ fn fomaml_step_in_f16_with_loss_scaling_matches_transformers_within_half_precisi
             .expect("loss");
         assert_rel(*query_loss, query, half_rel, "f16 query loss");
     }
-    let device = Device::flex();
+    let device = device();
     let logits: Vec<f64> = learner
         .model()
         .valid()

@@ -119,7 +119,11 @@ impl BackendKind {
 
     /// Errors unless `device` (of this backend) computes in `precision`: a backend without the
     /// dtype would compute garbage rather than fail.
-    pub fn check_precision(self, device: &Device, precision: Precision) -> Result<(), BackendError> {
+    pub fn check_precision(
+        self,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<(), BackendError> {
         if precision.runs_on(device) {
             return Ok(());
         }
@@ -194,9 +198,7 @@ fn wgpu_device(backend: BackendKind) -> Result<Device, BackendError> {
     cell.get_or_init(|| {
         let options = Device::wgpu_options();
         let options = match backend {
-            BackendKind::Vulkan => {
-                options.graphics_api(burn::tensor::wgpu::WgpuBackend::Vulkan)
-            }
+            BackendKind::Vulkan => options.graphics_api(burn::tensor::wgpu::WgpuBackend::Vulkan),
             _ => options,
         };
         options.init().map_err(|e| e.to_string())
@@ -327,7 +329,9 @@ mod tests {
             assert_eq!(kind.is_compiled(), !kind.compilers().is_empty(), "{kind}");
         }
         assert_eq!(
-            BackendKind::Wgpu.compilers().contains(&"SPIR-V (Vulkan adapters)"),
+            BackendKind::Wgpu
+                .compilers()
+                .contains(&"SPIR-V (Vulkan adapters)"),
             cfg!(feature = "vulkan")
         );
     }
@@ -336,7 +340,10 @@ mod tests {
     fn flex_takes_every_precision() {
         let device = Device::flex();
         for precision in Precision::all() {
-            assert_eq!(BackendKind::Flex.check_precision(&device, precision), Ok(()));
+            assert_eq!(
+                BackendKind::Flex.check_precision(&device, precision),
+                Ok(())
+            );
         }
     }
 

@@ -62,5 +62,11 @@ fn half_precision_logits_match_transformers_within_the_format_tolerance() {
         // The products really ran in half precision: rounding shows.
         assert_ne!(half, full, "{precision} gave the f32 logits");
     }
-    test_support::assert_close(&full, &expected, tolerance(Precision::F32), 0.0, "f32 logits");
+    test_support::assert_close(
+        &full,
+        &expected,
+        tolerance(Precision::F32),
+        0.0,
+        "f32 logits",
+    );
 }

@@ -52,15 +52,17 @@ impl Runner {
     ) -> anyhow::Result<Self> {
         Ok(match args.mode {
             Mode::Meta => {
-                let config = MetaConfig::default().with_outer_lr(args.lr).with_inner(
-                    InnerLoopConfig::default()
-                        .with_lr(args.lr)
-                        .with_epochs(args.inner_update_step)
-                        .with_batching(args.batching.batching(
-                            args.inner_batch_size,
-                            args.model.max_seq_len,
-                            args.model.backend,
-                        )?),
+                let config = MetaConfig::default()
+                    .with_outer_lr(args.lr)
+                    .with_inner(
+                        InnerLoopConfig::default()
+                            .with_lr(args.lr)
+                            .with_epochs(args.inner_update_step)
+                            .with_batching(args.batching.batching(
+                                args.inner_batch_size,
+                                args.model.max_seq_len,
+                                args.model.backend,
+                            )?),
                     )
                     .with_loss_scaling(args.model.loss_scaling());
                 Self::Meta {
