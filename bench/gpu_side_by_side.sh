@@ -31,7 +31,10 @@
 # 450) have passed the remaining runs are recorded as skipped.
 #
 # DRY_RUN=1 proves the script without a GPU: the reference on the CPU, ours on whatever wgpu
-# adapter there is (Mesa's lavapipe), the models and sizes given by DRY_MODEL and tiny tasks.
+# adapter there is (Mesa's lavapipe), the model DRY_MODEL (config and tokenizer: random weights
+# on both sides) and tiny tasks. lavapipe crashes compiling cubecl's SPIR-V, so a dry run gives
+# the WGSL binary as BIN too and runs the "spirv" rows with --backend wgpu: they then prove the
+# f16 path and the warm cache on WGSL.
 set -uo pipefail
 bin=$(realpath "$1") bin_wgsl=$(realpath "$2") reference=$(realpath "$3") data=$(realpath "$4")
 bert_base=$(realpath "$5") out=$(mkdir -p "$6" && realpath "$6")
@@ -43,11 +46,13 @@ started=$SECONDS
 sizes=(--data "$data" --tasks 2 --num-support 80 --num-query 20 --inner-batch-size 16
   --inner-update-step 1 --max-seq-len 256 --steps 3)
 reference_device=cuda
+spirv_backend=vulkan
 if [ "${DRY_RUN:-0}" = 1 ]; then
   bert_base=$(realpath "${DRY_MODEL:?DRY_RUN needs DRY_MODEL, a small model directory}")
   sizes=(--data "$data" --tasks 1 --num-support 4 --num-query 2 --inner-batch-size 4
     --inner-update-step 1 --max-seq-len 32 --steps 1)
   reference_device=cpu
+  spirv_backend=wgpu
 fi
 
 mkdir -p "$out/work" "$out/cache"
@@ -59,14 +64,14 @@ cd "$out/work" || exit 1
 : >"$out/results.jsonl"
 command -v nvidia-smi >/dev/null && nvidia-smi >"$out/nvidia-smi.txt" 2>&1
 
-record() { # NAME RC PEAK LINE
+record() { # NAME RC PEAK LINE (the JSON line, else what went wrong)
   python3 - "$@" >>"$out/results.jsonl" <<'PY'
 import json, sys
 name, rc, peak, line = sys.argv[1:5]
 try:
     result = json.loads(line)
 except ValueError:
-    result = {"error": line or f"exit {rc} without a JSON line (see log.txt)"}
+    result = {"error": f"exit {rc}: {line}" if line else f"exit {rc} (see log.txt)"}
 result.update(run=name, gpu_peak_used_mib=int(peak) if peak.strip().isdigit() else None)
 print(json.dumps(result))
 PY
@@ -85,8 +90,13 @@ run() { # NAME COMMAND...
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$out/$name.mem" &
     sampler=$!
   fi
-  line=$(timeout "$limit" "$@" 2>>"$out/log.txt" | tail -n 1)
+  line=$(timeout "$limit" "$@" 2>"$out/$name.err" | tail -n 1)
   rc=$?
+  cat "$out/$name.err" >>"$out/log.txt"
+  if [ "$rc" -ne 0 ]; then
+    line=$(tail -n 1 "$out/$name.err")
+  fi
+  rm -f "$out/$name.err"
   if [ -n "$sampler" ]; then
     kill "$sampler"
     wait "$sampler" 2>/dev/null
@@ -101,11 +111,11 @@ equal_work=(--padding max --compute-padding)
 
 run reference-f32 "${reference_run[@]}" "$reference" --bert-model "$bert_base" "${sizes[@]}" --padding max
 run reference-autocast-fp16 "${reference_run[@]}" --autocast fp16 "$reference" --bert-model "$bert_base" "${sizes[@]}" --padding max
-for variant in "wgsl f32 $bin_wgsl wgpu" "spirv f32 $bin vulkan" "spirv f16 $bin vulkan"; do
+for variant in "wgsl f32 $bin_wgsl wgpu" "spirv f32 $bin $spirv_backend" "spirv f16 $bin $spirv_backend"; do
   read -r compiler precision binary backend <<<"$variant"
   ours=("$binary" bench --backend "$backend" --precision "$precision" --bert-model "$bert_base" "${sizes[@]}")
   run "ours-$compiler-$precision-equal-work" "${ours[@]}" "${equal_work[@]}"
   run "ours-$compiler-$precision-default" "${ours[@]}"
 done
-run ours-spirv-f16-default-warm-cache "$bin" bench --backend vulkan --precision f16 --bert-model "$bert_base" "${sizes[@]}"
+run ours-spirv-f16-default-warm-cache "$bin" bench --backend "$spirv_backend" --precision f16 --bert-model "$bert_base" "${sizes[@]}"
 echo "done in $((SECONDS - started)) s; caches in $out/cache" | tee -a "$out/log.txt"

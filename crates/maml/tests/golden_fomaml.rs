@@ -142,22 +142,31 @@ fn slice(tensor: &NamedTensor, index: &str) -> Vec<f64> {
     }
 }
 
-#[test]
-fn fomaml_step_matches_transformers() {
-    let golden = &minilm_golden()["fomaml_step"];
-    let golden_tasks = golden["tasks"].as_array().expect("tasks");
-    let sets: Vec<(Vec<EncodedReview>, Vec<EncodedReview>)> = golden_tasks
+/// Each golden task's support and query reviews.
+fn support_and_query_sets(golden_tasks: &[Value]) -> Vec<(Vec<EncodedReview>, Vec<EncodedReview>)> {
+    golden_tasks
         .iter()
         .map(|task| (reviews(&task["support"]), reviews(&task["query"])))
-        .collect();
-    let tasks: Vec<Task<'_, EncodedReview>> = sets
-        .iter()
+        .collect()
+}
+
+/// The tasks over `sets`.
+fn tasks(sets: &[(Vec<EncodedReview>, Vec<EncodedReview>)]) -> Vec<Task<'_, EncodedReview>> {
+    sets.iter()
         .map(|(support, query)| Task {
             domain: "golden",
             support: support.iter().collect(),
             query: query.iter().collect(),
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn fomaml_step_matches_transformers() {
+    let golden = &minilm_golden()["fomaml_step"];
+    let golden_tasks = golden["tasks"].as_array().expect("tasks");
+    let sets = support_and_query_sets(golden_tasks);
+    let tasks = tasks(&sets);
     let meta = golden_checkpoint();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
 
@@ -290,18 +299,8 @@ fn fomaml_step_in_f16_with_loss_scaling_matches_transformers_within_half_precisi
     let half_rel = 50.0 * 2f64.powi(-11);
     let golden = &minilm_golden()["fomaml_step"];
     let golden_tasks = golden["tasks"].as_array().expect("tasks");
-    let sets: Vec<(Vec<EncodedReview>, Vec<EncodedReview>)> = golden_tasks
-        .iter()
-        .map(|task| (reviews(&task["support"]), reviews(&task["query"])))
-        .collect();
-    let tasks: Vec<Task<'_, EncodedReview>> = sets
-        .iter()
-        .map(|(support, query)| Task {
-            domain: "golden",
-            support: support.iter().collect(),
-            query: query.iter().collect(),
-        })
-        .collect();
+    let sets = support_and_query_sets(golden_tasks);
+    let tasks = tasks(&sets);
     let meta = golden_checkpoint().with_precision(model::Precision::F16);
     let mut learner = golden_config()
         .with_loss_scaling(Some(maml::LossScaling::default()))
