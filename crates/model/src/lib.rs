@@ -13,8 +13,9 @@
 //!   weights opens only as a [`ConfigDir`], and [`random_classifier`] gives it random weights
 //!   (for benchmarks).
 //! - [`BackendKind`] turns a backend name into a [`burn::tensor::Device`]: the one place a
-//!   device is made. No GPU backend is compiled in unless asked for (features `wgpu`, `cuda`,
-//!   `tch`).
+//!   device is made. No GPU backend is compiled in unless asked for (features `wgpu`,
+//!   `vulkan` (wgpu with SPIR-V), `cuda`, `tch`).
+//! - [`Precision`]: matrix products in f32, f16 or bf16, everything else in f32.
 //!
 //! The crate is a leaf of the workspace: labels go in and out as names, inputs as token ids
 //! ([`BertInput`]); it knows nothing of review files, tokenisers or few-shot tasks.
