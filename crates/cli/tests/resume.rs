@@ -6,7 +6,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::common::{read_json, run_ok, tiny_finetune, tiny_meta_train, tiny_reviews};
+use crate::common::{
+    read_json, run_ok, tiny_finetune, tiny_meta_train, tiny_meta_train_with, tiny_reviews,
+};
 use serde_json::Value;
 
 /// results.json without the paths that name the run's own directory.
@@ -105,6 +107,29 @@ fn meta_train_killed_and_resumed_ends_as_an_uninterrupted_run() {
     let (results, metrics) = uninterrupted_meta_train();
     assert_eq!(&comparable_results(&out), results);
     assert_eq!(&comparable_metrics(&out), metrics);
+}
+
+#[test]
+fn meta_train_in_f16_killed_and_resumed_ends_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tiny_reviews(dir.path());
+    let f16 = [("--precision", "f16")];
+    let baseline = dir.path().join("baseline");
+    run_ok(&mut tiny_meta_train_with(&data, &baseline, &f16));
+    let out = dir.path().join("run");
+    let status = stop_after_first_checkpoint(
+        &mut tiny_meta_train_with(&data, &out, &f16),
+        &out,
+        "meta.",
+        |child| child.kill().expect("SIGKILL is delivered"),
+    );
+    assert!(!status.success());
+    run_ok(tiny_meta_train_with(&data, &out, &f16).arg("--resume"));
+    assert_eq!(comparable_results(&out), comparable_results(&baseline));
+    // The loss scale and the skipped updates of every step included.
+    let metrics = comparable_metrics(&out);
+    assert!(metrics.iter().any(|line| line["loss_scale"].is_number()));
+    assert_eq!(metrics, comparable_metrics(&baseline));
 }
 
 #[test]
