@@ -28,8 +28,8 @@ build() { # FILE CARGO_FLAGS...
   xz -T0 -f "gpu-carry/$file"
 }
 # The default feature set last: a later `cargo test --workspace` then finds its binary in place.
-build meta-bert.xz --features vulkan
-build meta-bert-wgsl.xz
+build meta-bert --features vulkan
+build meta-bert-wgsl
 cp "$shared/bench/pytorch_fomaml_bench.py" bench/reference_on_cuda.py bench/gpu_side_by_side.sh gpu-carry/
 cp -r "$shared/models/bert-base-uncased-config" gpu-carry/bert-base
 cp "$shared/data/amazon-reviews/"*.json gpu-carry/ 2>/dev/null || true
