@@ -5,7 +5,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 
 use crate::config::{AdaptScope, Batching, InnerLoopConfig};
-use crate::loss_scaling::{Scaling, gradients};
+use crate::gradients::global_norm;
+use crate::loss_scaling::{Scaling, gradients, overflowed};
 use crate::tensors::{by_length, cross_entropy, labels_tensor, lengths};
 use crate::{Classifier, MamlError, plan_batches};
 
@@ -80,16 +81,13 @@ impl<M: Classifier> InnerLoop<M> {
     /// gradient overflows).
     fn step(&mut self, loss: Tensor<1>, positions: Vec<usize>) {
         self.inner_losses.push(loss.clone().inner());
-        match gradients(loss, &self.model, self.scaling.as_ref()) {
-            Some(grads) => {
-                self.model = self.optimizer.step(self.lr, self.model.clone(), grads);
-            }
-            None => {
+        let grads = gradients(loss, &self.model, self.scaling.as_ref());
+        match &mut self.scaling {
+            Some(scaling) if global_norm(&self.model, &grads).is_some_and(overflowed) => {
                 self.skipped_updates += 1;
-                if let Some(scaling) = &mut self.scaling {
-                    scaling.update(true);
-                }
+                scaling.update(true);
             }
+            _ => self.model = self.optimizer.step(self.lr, self.model.clone(), grads),
         }
         self.support_batches.push(positions);
     }

@@ -49,8 +49,8 @@ pub enum Event {
         mean_query_loss: f64,
         /// Mean query accuracy over the tasks.
         mean_query_accuracy: f64,
-        /// Global L2 norm of the mean meta-gradient, before clipping (NaN: the step was
-        /// skipped for an overflow under loss scaling).
+        /// Global L2 norm of the mean meta-gradient, before clipping (not finite: loss scaling
+        /// skipped the step for an overflow).
         grad_norm: f64,
         /// What loss scaling did in the step, when it is on.
         loss_scaling: Option<ScalingReport>,

@@ -15,7 +15,7 @@ use crate::adapt::task_copy;
 use crate::config::FinetuneConfig;
 use crate::event::Split;
 use crate::gradients::{add, clip_to_norm, global_norm};
-use crate::loss_scaling::{Scaling, gradients};
+use crate::loss_scaling::{Scaling, gradients, overflowed};
 use crate::parallel::for_each_task;
 use crate::tensors::{
     check_examples, cross_entropy, device_of, labels_tensor, lengths, read_floats,
@@ -179,24 +179,28 @@ impl<M: Classifier> FineTuner<M> {
                     value: loss,
                 });
             }
+            // One norm serves the overflow check and the clipping.
+            let norm = match (&self.scaling, self.config.max_grad_norm) {
+                (None, None) => None,
+                _ => global_norm(&self.model, &grads),
+            };
+            let skip = self.scaling.is_some() && norm.clone().is_some_and(overflowed);
             if let Some(scaling) = &mut self.scaling {
-                scaling.update(grads.is_none());
+                scaling.update(skip);
             }
-            match grads {
-                Some(grads) => {
-                    let grads = match self.config.max_grad_norm {
-                        Some(max_norm) => match global_norm(&self.model, &grads) {
-                            Some(norm) => clip_to_norm(&self.model, grads, norm, max_norm),
-                            None => grads,
-                        },
-                        None => grads,
-                    };
-                    self.model = self
-                        .optimizer
-                        .step(self.config.lr, self.model.clone(), grads);
-                }
+            if skip {
                 // GradScaler's skipped `step`: AdamW neither moves nor counts it.
-                None => skipped_updates += 1,
+                skipped_updates += 1;
+            } else {
+                let grads = match (self.config.max_grad_norm, norm) {
+                    (Some(max_norm), Some(norm)) => {
+                        clip_to_norm(&self.model, grads, norm, max_norm)
+                    }
+                    _ => grads,
+                };
+                self.model = self
+                    .optimizer
+                    .step(self.config.lr, self.model.clone(), grads);
             }
             loss_sum += loss * items.len() as f64;
             events(Event::FinetuneBatch {
@@ -220,19 +224,14 @@ impl<M: Classifier> FineTuner<M> {
 
     /// The mean-loss gradient of the batch `items` and its loss (not read back): the sum over
     /// [`FinetuneConfig::micro_batches`] slices of its rows, each padded on its own and with
-    /// dropout masks from its own seed, drawn from `seed`. Under loss scaling the gradient is
-    /// `None` when a slice's overflowed.
-    fn batch_gradient(
-        &self,
-        items: &[&M::Example],
-        seed: u64,
-    ) -> (Option<GradientsParams>, Tensor<1>) {
+    /// dropout masks from its own seed, drawn from `seed`.
+    fn batch_gradient(&self, items: &[&M::Example], seed: u64) -> (GradientsParams, Tensor<1>) {
         let rows = items.len();
         let slices = self.config.micro_batches.clamp(1, rows);
         let mut seeds = ChaCha8Rng::seed_from_u64(seed);
         let seeds: Vec<u64> = (0..slices).map(|_| seeds.random()).collect();
         let batching = &self.config.batching;
-        let mut gradient = Some(GradientsParams::new());
+        let mut gradient = GradientsParams::new();
         let mut loss = None;
         // Slices wait here until every earlier slice has been added: sums in slice order are the
         // same floats whatever order the threads finish in.
@@ -261,10 +260,7 @@ impl<M: Classifier> FineTuner<M> {
             |slice, result| {
                 finished.insert(slice, result);
                 while let Some((slice_gradient, value)) = finished.remove(&added) {
-                    gradient = gradient
-                        .take()
-                        .zip(slice_gradient)
-                        .map(|(sum, slice)| add(&self.model, sum, slice));
+                    gradient = add(&self.model, std::mem::take(&mut gradient), slice_gradient);
                     loss = Some(match loss.take() {
                         Some(total) => total + value,
                         None => value,

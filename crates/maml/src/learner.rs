@@ -111,9 +111,6 @@ pub struct TaskUpdate {
     pub work: usize,
     /// Under loss scaling: inner updates skipped because their gradient overflowed.
     pub skipped_inner_updates: usize,
-    /// Under loss scaling: the query gradient overflowed, so `gradient` is empty and the outer
-    /// step that includes this task is skipped.
-    pub overflowed: bool,
 }
 
 impl TaskUpdate {
@@ -145,8 +142,8 @@ pub struct OuterStepReport {
     pub mean_query_loss: f64,
     /// Mean query accuracy over the tasks.
     pub mean_query_accuracy: f64,
-    /// Global L2 norm of the mean meta-gradient, before clipping (NaN when the step was
-    /// skipped for an overflow).
+    /// Global L2 norm of the mean meta-gradient, before clipping (not finite when loss scaling
+    /// skipped the step for an overflow).
     pub grad_norm: f64,
     /// Sum of the tasks' [`TaskUpdate::work`].
     pub work: usize,
@@ -296,7 +293,7 @@ impl<M: Classifier> MetaLearner<M> {
         // are the same floats whatever order the threads finish in.
         let mut finished = BTreeMap::new();
         let (mut loss_sum, mut accuracy_sum, mut work) = (0.0, 0.0, 0);
-        let (mut skipped_inner, mut overflowed) = (0, false);
+        let mut skipped_inner = 0;
         let mut failure = None;
         self.for_each_task(
             tasks,
@@ -330,7 +327,6 @@ impl<M: Classifier> MetaLearner<M> {
                     accuracy_sum += update.query_accuracy;
                     work += update.work;
                     skipped_inner += update.skipped_inner_updates;
-                    overflowed |= update.overflowed;
                     meta_gradient.add(model, update.gradient);
                 }
                 ControlFlow::Continue(())
@@ -339,14 +335,8 @@ impl<M: Classifier> MetaLearner<M> {
         if let Some(error) = failure {
             return Err(error);
         }
-        let grad_norm = match overflowed {
-            false => self.apply(meta_gradient)?,
-            // GradScaler's skipped `step`: the outer optimizer neither moves nor counts it.
-            true => {
-                self.completed_steps = step;
-                f64::NAN
-            }
-        };
+        let grad_norm = self.apply(meta_gradient)?;
+        let overflowed = !grad_norm.is_finite();
         let loss_scaling = self.scaling.as_mut().map(|scaling| {
             scaling.update(overflowed || skipped_inner > 0);
             scaling.report(skipped_inner + usize::from(overflowed))
@@ -372,7 +362,9 @@ impl<M: Classifier> MetaLearner<M> {
     }
 
     /// Applies the mean of summed task updates with the outer optimizer (clipped to
-    /// `max_grad_norm` if set) and counts the step. Returns the norm before clipping.
+    /// `max_grad_norm` if set) and counts the step. Returns the norm before clipping. A
+    /// non-finite norm is an error, except under loss scaling, where it is an overflow: the
+    /// step is counted but not applied, and the norm returned says so.
     pub fn apply(&mut self, meta_gradient: MetaGradient) -> Result<f64, MamlError> {
         let step = self.completed_steps + 1;
         let mean = meta_gradient.mean(&self.model);
@@ -384,10 +376,16 @@ impl<M: Classifier> MetaLearner<M> {
         };
         let norm_value = read_floats(norm.clone())[0];
         if !norm_value.is_finite() {
-            return Err(MamlError::NonFiniteGradient {
-                step,
-                norm: norm_value,
-            });
+            if self.scaling.is_none() {
+                return Err(MamlError::NonFiniteGradient {
+                    step,
+                    norm: norm_value,
+                });
+            }
+            // Under loss scaling an overflow, and GradScaler's skipped `step`: the outer
+            // optimizer neither moves nor counts it.
+            self.completed_steps = step;
+            return Ok(norm_value);
         }
         let mean = match self.config.max_grad_norm {
             Some(max_norm) => clip_to_norm(&self.model, mean, norm, max_norm),
@@ -578,7 +576,6 @@ fn task_update<M: Classifier>(
     task.check(meta, options)?;
     let adapted = adapt(meta, &task.support, &config.inner, scaling, device, rng)?;
     let mut work = adapted.work;
-    let mut overflowed = false;
     let (gradient, query_loss, correct) = match config.algorithm {
         MetaAlgorithm::Fomaml => {
             let forward = adapted.model.forward(&task.query, options, device);
@@ -588,11 +585,7 @@ fn task_update<M: Classifier>(
             let correct = correct_count(logits.clone().inner(), labels.clone().inner());
             let loss = cross_entropy(logits, labels);
             let query_loss = loss.clone().inner();
-            let gradient = gradients(loss, &adapted.model, adapted.scaling.as_ref())
-                .unwrap_or_else(|| {
-                    overflowed = true;
-                    GradientsParams::new()
-                });
+            let gradient = gradients(loss, &adapted.model, adapted.scaling.as_ref());
             (gradient, query_loss, correct)
         }
         MetaAlgorithm::Reptile { .. } => {
@@ -622,7 +615,6 @@ fn task_update<M: Classifier>(
         query_accuracy: correct / task.query.len() as f64,
         work,
         skipped_inner_updates: adapted.skipped_updates,
-        overflowed,
     })
 }
 

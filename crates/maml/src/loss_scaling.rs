@@ -12,7 +12,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::gradients::{global_norm, scale};
+use crate::gradients::scale;
 use crate::tensors::read_floats;
 
 /// `torch.amp.GradScaler`'s settings (its defaults are [`LossScaling::default`]).
@@ -59,18 +59,11 @@ impl LossScaler {
     }
 
     /// The gradients of `loss` for `model`'s parameters, computed from `loss · scale` and
-    /// divided by the scale again; `None` when one of them is not finite (skip the update).
-    ///
-    /// A gradient is taken as non-finite when the global norm is: a NaN or infinity anywhere
-    /// makes it so, and so does a norm beyond f32's range, which no update should follow either.
-    pub fn gradients<M: Module>(&self, loss: Tensor<1>, model: &M) -> Option<GradientsParams> {
+    /// divided by the scale again (exact: the scale is a power of two). They may have
+    /// overflowed: check the update they make up with [`overflowed`] before applying it.
+    pub fn gradients<M: Module>(&self, loss: Tensor<1>, model: &M) -> GradientsParams {
         let scaled = GradientsParams::from_grads((loss * self.scale).backward(), model);
-        let unscaled = scale(model, scaled, 1.0 / self.scale);
-        let finite = match global_norm(model, &unscaled) {
-            Some(norm) => read_floats(norm)[0].is_finite(),
-            None => true,
-        };
-        finite.then_some(unscaled)
+        scale(model, scaled, 1.0 / self.scale)
     }
 
     /// GradScaler's `update`: after an overflow the scale shrinks by `backoff_factor`; after
@@ -124,16 +117,24 @@ impl Scaling {
 }
 
 /// The gradients of `loss` for `model`: plain backward without scaling (full precision), else
-/// [`LossScaler::gradients`] (`None`: an overflow, skip the update).
+/// [`LossScaler::gradients`].
 pub(crate) fn gradients<M: Module>(
     loss: Tensor<1>,
     model: &M,
     scaling: Option<&Scaling>,
-) -> Option<GradientsParams> {
+) -> GradientsParams {
     match scaling {
-        None => Some(GradientsParams::from_grads(loss.backward(), model)),
+        None => GradientsParams::from_grads(loss.backward(), model),
         Some(scaling) => scaling.scaler.gradients(loss, model),
     }
+}
+
+/// Whether an update whose gradients have global L2 norm `norm` (from
+/// [`crate::gradients::global_norm`]) overflowed and is to be skipped. A NaN or infinity in any
+/// gradient makes the norm non-finite, and so does a norm beyond f32's range, which no update
+/// should follow either. Reads the norm back.
+pub(crate) fn overflowed(norm: Tensor<1>) -> bool {
+    !read_floats(norm)[0].is_finite()
 }
 
 /// What loss scaling did in one outer step or fine-tuning epoch.
@@ -149,6 +150,7 @@ pub struct ScalingReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gradients::global_norm;
     use burn::module::Param;
     use burn::nn::{Linear, LinearConfig};
     use burn::tensor::{Device, TensorData};
@@ -215,9 +217,9 @@ mod tests {
                 .try_to_vec::<f32>()
                 .unwrap()
         };
-        let plain = weight(gradients(loss(), &layer, None).unwrap());
+        let plain = weight(gradients(loss(), &layer, None));
         let scaling = Scaling::start(Some(LossScaling::default()));
-        let scaled = weight(gradients(loss(), &layer, scaling.as_ref()).unwrap());
+        let scaled = weight(gradients(loss(), &layer, scaling.as_ref()));
         assert_eq!(scaled, plain);
         // By hand: y = 3·0.5 − 5·0.25 + b, d(y²)/dw = 2y·x.
         let bias = layer
@@ -233,13 +235,27 @@ mod tests {
     }
 
     #[test]
-    fn an_overflowing_gradient_is_refused() {
+    fn a_gradient_that_overflows_f16_once_scaled_is_refused() {
         let device = Device::flex().autodiff();
         let layer = layer(&device);
-        let input = Tensor::<2>::from_data(TensorData::new(vec![3.0e30f32, 5.0], [1, 2]), &device);
-        // Finite in f32 (about 1e30), but not once multiplied by 2¹⁶ · 1e30 on the way back.
-        let loss = layer.forward(input).sum() * 1.0e4;
-        let scaler = LossScaler::new(&LossScaling::default());
-        assert!(scaler.gradients(loss, &layer).is_none());
+        let input = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 5.0], [1, 2]), &device);
+        // A product in f16, as a half-precision model computes it: the gradient reaching it,
+        // 2 · 2¹⁶ once scaled, is beyond f16's largest number (65504); unscaled it is 2.
+        let loss = || {
+            let half = burn::tensor::FloatDType::F16;
+            let product = input
+                .clone()
+                .cast(half)
+                .matmul(layer.weight.val().cast(half));
+            product.cast(burn::tensor::FloatDType::F32).sum() * 2.0
+        };
+        let norm = |grads| global_norm(&layer, &grads).unwrap();
+        assert!(!overflowed(norm(gradients(loss(), &layer, None))));
+        let scaling = Scaling::start(Some(LossScaling::default()));
+        assert!(overflowed(norm(gradients(
+            loss(),
+            &layer,
+            scaling.as_ref()
+        ))));
     }
 }
