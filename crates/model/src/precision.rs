@@ -15,6 +15,8 @@ use std::str::FromStr;
 use burn::nn::Linear;
 use burn::tensor::{Device, FloatDType, Tensor};
 
+use crate::fused;
+
 /// What the matrix products of [`crate::BertClassifier`] compute in
 /// ([`crate::BertClassifier::with_precision`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -80,7 +82,7 @@ pub(crate) fn matmul<const D: usize>(
     rhs: Tensor<D>,
 ) -> Tensor<D> {
     match precision {
-        Precision::F32 => lhs.matmul(rhs),
+        Precision::F32 => fused::matmul::matmul(lhs, rhs),
         half => {
             let dtype = half.matmul_dtype();
             lhs.cast(dtype)
@@ -94,7 +96,7 @@ pub(crate) fn matmul<const D: usize>(
 /// f32). In f32 it is exactly Burn's `Linear::forward`.
 pub(crate) fn linear(precision: Precision, linear: &Linear, input: Tensor<2>) -> Tensor<2> {
     match precision {
-        Precision::F32 => linear.forward(input),
+        Precision::F32 => fused::matmul::linear(linear, input),
         half => {
             let product = matmul(half, input, linear.weight.val());
             match &linear.bias {

@@ -14,7 +14,9 @@ use burn::optim::{
     AdamConfig, AdamState, AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, LearningRate,
     Optimizer,
 };
-use burn::tensor::{DType, Device, Tensor};
+use std::mem::MaybeUninit;
+
+use burn::tensor::{Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::simd::{self, multiversion};
@@ -103,7 +105,6 @@ impl FusedAdam {
             }
         };
         Step {
-            first: time == 1,
             rule,
             lr: lr as f32,
         }
@@ -113,7 +114,6 @@ impl FusedAdam {
 /// What one update computes besides the moments.
 #[derive(Debug, Clone, Copy)]
 struct Step {
-    first: bool,
     rule: Rule,
     lr: f32,
 }
@@ -194,29 +194,46 @@ impl FusedAdam {
     }
 }
 
-/// The new parameter and moments, each updated in its own buffer (copied first only if someone
-/// else holds it: the inner loop's parameters are shared with the meta-model); the gradient is
-/// only read, and freed after.
+/// The new parameter and moments. After the first step each is updated in its own buffer
+/// (copied first only if someone else holds it). The first step reads the parameter where it
+/// lies (in the inner loop, the meta-model's) and writes the new parameter and both moments
+/// into fresh buffers, in the same pass. The gradient is only read, and freed after.
 fn update(
     param: FlexTensor,
     grad: FlexTensor,
     moments: Option<(FlexTensor, FlexTensor)>,
     step: Step,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
-    let mut out = into_unique_contiguous(param);
-    let (mut moment_1, mut moment_2) = match moments {
-        Some((m, v)) => (into_unique_contiguous(m), into_unique_contiguous(v)),
-        // Written in full on the first step before anything reads them.
-        None => {
-            let shape = out.layout().shape().clone();
-            (
-                FlexTensor::zeros(shape.clone(), DType::F32),
-                FlexTensor::zeros(shape, DType::F32),
-            )
-        }
-    };
     let grad = contiguous_f32(&grad);
     let level = simd::active();
+    let Some((moment_1, moment_2)) = moments else {
+        let shape = param.layout().shape().clone();
+        let old = contiguous_f32(&param);
+        let len = old.len();
+        let [mut new, mut moment_1, mut moment_2] = [(); 3].map(|()| Vec::with_capacity(len));
+        new.spare_capacity_mut()[..len]
+            .par_chunks_mut(CHUNK)
+            .zip(moment_1.spare_capacity_mut()[..len].par_chunks_mut(CHUNK))
+            .zip(moment_2.spare_capacity_mut()[..len].par_chunks_mut(CHUNK))
+            .zip(old.par_chunks(CHUNK).zip(grad.par_chunks(CHUNK)))
+            .for_each(|(((new, m), v), (old, grads))| {
+                first_update_chunk(level, old, new, m, v, grads, step)
+            });
+        // SAFETY: the chunks above cover all `len` elements of each, and every one was written.
+        unsafe {
+            new.set_len(len);
+            moment_1.set_len(len);
+            moment_2.set_len(len);
+        }
+        return [new, moment_1, moment_2]
+            .map(|values| FlexTensor::from_data(TensorData::new(values, shape.clone())))
+            .into();
+    };
+    let mut out = into_unique_contiguous(param);
+    let (mut moment_1, mut moment_2) = (
+        into_unique_contiguous(moment_1),
+        into_unique_contiguous(moment_2),
+    );
     out.try_storage_mut::<f32>()
         .expect("a unique buffer")
         .par_chunks_mut(CHUNK)
@@ -238,33 +255,59 @@ fn update(
 }
 
 multiversion! {
-    /// Parameters and moments updated in place, each element through exactly Burn's `f32`
-    /// operations in Burn's order.
+    /// The first step: new parameters and moments written from the old parameters and the
+    /// gradients alone.
+    fn first_update_chunk<A>(
+        old: &[f32],
+        params: &mut [MaybeUninit<f32>],
+        m: &mut [MaybeUninit<f32>],
+        v: &mut [MaybeUninit<f32>],
+        grads: &[f32],
+        step: Step,
+    ) {
+        let elements = params.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(old.iter().zip(grads));
+        for (((param, m), v), (&p, &grad)) in elements {
+            let (new_m, new_v) = (grad * (1.0 - BETA_1), grad * grad * (1.0 - BETA_2));
+            param.write(adam_update(p, new_m, new_v, step));
+            m.write(new_m);
+            v.write(new_v);
+        }
+    }
+}
+
+multiversion! {
+    /// Every later step: parameters and moments updated in place.
     fn update_chunk<A>(params: &mut [f32], m: &mut [f32], v: &mut [f32], grads: &[f32], step: Step) {
         let elements = params.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grads);
         for (((param, m), v), &grad) in elements {
-            let p = *param;
-            let square = grad * grad;
-            if step.first {
-                *m = grad * (1.0 - BETA_1);
-                *v = square * (1.0 - BETA_2);
-            } else {
-                *m = *m * BETA_1 + grad * (1.0 - BETA_1);
-                *v = *v * BETA_2 + square * (1.0 - BETA_2);
-            }
-            *param = match step.rule {
-                Rule::Adam { moment_factor, epsilon } => {
-                    p - ((*m * moment_factor) / (v.sqrt() + epsilon)) * step.lr
-                }
-                Rule::AdamW { correction_1, correction_2, epsilon, keep } => {
-                    let delta = (*m / correction_1) / ((*v / correction_2).sqrt() + epsilon);
-                    let kept = match keep {
-                        Some(keep) => p * keep,
-                        None => p,
-                    };
-                    kept - delta * step.lr
-                }
+            *m = *m * BETA_1 + grad * (1.0 - BETA_1);
+            *v = *v * BETA_2 + grad * grad * (1.0 - BETA_2);
+            *param = adam_update(*param, *m, *v, step);
+        }
+    }
+}
+
+/// The parameter `p` after a step with the moments `m` and `v`, through exactly Burn's `f32`
+/// operations in Burn's order.
+#[inline(always)]
+fn adam_update(p: f32, m: f32, v: f32, step: Step) -> f32 {
+    match step.rule {
+        Rule::Adam {
+            moment_factor,
+            epsilon,
+        } => p - ((m * moment_factor) / (v.sqrt() + epsilon)) * step.lr,
+        Rule::AdamW {
+            correction_1,
+            correction_2,
+            epsilon,
+            keep,
+        } => {
+            let delta = (m / correction_1) / ((v / correction_2).sqrt() + epsilon);
+            let kept = match keep {
+                Some(keep) => p * keep,
+                None => p,
             };
+            kept - delta * step.lr
         }
     }
 }
@@ -391,9 +434,31 @@ mod tests {
                 update_chunk(level, &mut out, &mut m, &mut v, &grads, step);
                 [out, m, v].map(|values| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
             };
-            let portable = run(SimdLevel::Portable);
+            let first = |level| {
+                let len = params.len();
+                let [mut out, mut m, mut v] = [(); 3].map(|()| Vec::with_capacity(len));
+                first_update_chunk(
+                    level,
+                    &params,
+                    &mut out.spare_capacity_mut()[..len],
+                    &mut m.spare_capacity_mut()[..len],
+                    &mut v.spare_capacity_mut()[..len],
+                    &grads,
+                    step,
+                );
+                // SAFETY: the kernel wrote every element.
+                for values in [&mut out, &mut m, &mut v] {
+                    unsafe { values.set_len(len) };
+                }
+                [out, m, v].map(|values| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
+            let (portable, portable_first) = (run(SimdLevel::Portable), first(SimdLevel::Portable));
             for level in SimdLevel::supported() {
                 assert!(run(level) == portable, "{level:?}, {step:?}");
+                assert!(
+                    first(level) == portable_first,
+                    "first step, {level:?}, {step:?}"
+                );
             }
         }
     }

@@ -13,6 +13,7 @@ pub(crate) mod adam;
 pub(crate) mod attention;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;
+pub(crate) mod matmul;
 pub(crate) mod simd;
 
 use std::borrow::Cow;
