@@ -63,9 +63,9 @@ pub struct ModelArgs {
     /// Longest token sequence, [CLS] and [SEP] included; longer reviews are truncated.
     #[arg(long, default_value_t = tasks::DEFAULT_MAX_SEQ_LEN)]
     pub max_seq_len: usize,
-    /// Compute backend. wgpu (any graphics API) and vulkan (Vulkan only, SPIR-V kernels where
-    /// the adapter allows) are in the default build; cuda and tch need `--features cuda|tch`.
-    /// `meta-bert backends` lists what this binary has.
+    /// Compute backend. wgpu (any graphics API, WGSL kernels) is in the default build; vulkan
+    /// (Vulkan only, SPIR-V kernels where the adapter allows), cuda and tch need
+    /// `--features vulkan|cuda|tch`. `meta-bert backends` lists what this binary has.
     #[arg(long, default_value = "flex", value_parser = choice::<BackendKind>(&["flex", "wgpu", "vulkan", "cuda", "tch"]))]
     #[serde(serialize_with = "display")]
     pub backend: BackendKind,
@@ -340,9 +340,10 @@ impl Display for PaddingChoice {
 /// every new shape costs kernel compilation and autotuning (wgpu, vulkan, cuda), so that a run sees at
 /// most `--max-seq-len / 64` lengths.
 pub fn padding_for(backend: BackendKind) -> Padding {
-    match backend.compiles_per_shape() {
-        true => Padding::Buckets(tasks::DEFAULT_BUCKET),
-        false => Padding::Longest,
+    if backend.compiles_per_shape() {
+        Padding::Buckets(tasks::DEFAULT_BUCKET)
+    } else {
+        Padding::Longest
     }
 }
 
@@ -443,6 +444,19 @@ pub fn metrics_table(rows: &[(&str, &Metrics)], labels: &LabelSet) -> String {
         })
         .collect();
     table::render(&headers, &rows)
+}
+
+/// A metrics.jsonl line with what loss scaling did (`--precision f16`) added to it: the scale in
+/// use after the step or epoch, and the updates skipped for an overflow.
+pub fn with_loss_scaling(
+    mut line: serde_json::Value,
+    report: Option<maml::ScalingReport>,
+) -> serde_json::Value {
+    if let Some(report) = report {
+        line["loss_scale"] = serde_json::json!(report.scale);
+        line["skipped_updates"] = serde_json::json!(report.skipped_updates);
+    }
+    line
 }
 
 #[cfg(test)]

@@ -335,18 +335,15 @@ impl Run<'_> {
                 recorded.iter().try_for_each(|line| recorder.line(line))?;
             }
             log_scores(&format!("epoch {epoch}"), &record);
-            let mut line = json!({
+            let line = json!({
                 "kind": "epoch",
                 "epoch": record.epoch,
                 "train_loss": record.train_loss,
                 "validation": record.validation,
                 "test": record.test,
             });
-            if let Some(report) = loss_scaling {
-                line["loss_scale"] = json!(report.scale);
-                line["skipped_updates"] = json!(report.skipped_updates);
-            }
-            self.metrics.append(&line)?;
+            self.metrics
+                .append(&common::with_loss_scaling(line, loss_scaling))?;
             self.history.push(record);
             self.save(tuner)?;
         }

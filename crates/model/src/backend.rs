@@ -15,7 +15,7 @@ pub enum BackendKind {
     Flex,
     /// wgpu on whichever graphics API the machine offers (Vulkan, Metal, DX12); cargo feature
     /// `wgpu`, on by default. Kernels compile to SPIR-V on a Vulkan adapter that allows it when
-    /// the build has feature `vulkan` (the binary's default), to WGSL otherwise.
+    /// the build has feature `vulkan` (opt-in: the GPU build), to WGSL otherwise.
     Wgpu,
     /// wgpu pinned to Vulkan, and so to SPIR-V where the adapter allows it (cooperative-matrix
     /// products for f16, compiled kernels cached on disk); cargo feature `vulkan`.
@@ -158,8 +158,7 @@ impl BackendKind {
     pub fn device(self) -> Result<Device, BackendError> {
         match self {
             Self::Flex => Ok(Device::flex()),
-            Self::Wgpu => wgpu_device(self),
-            Self::Vulkan => wgpu_device(self),
+            Self::Wgpu | Self::Vulkan => wgpu_device(self),
             Self::Cuda => cuda_device(),
             Self::Tch => tch_device(),
         }

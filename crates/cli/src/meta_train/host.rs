@@ -10,7 +10,7 @@ use tasks::SamplerState;
 use crate::checkpoints::{OPTIMIZER_STATE, Saver};
 use crate::metrics_log::MetricsLog;
 use crate::record::Recorder;
-use crate::{interrupt, progress};
+use crate::{common, interrupt, progress};
 
 /// The binary's side of a meta-training run.
 pub struct Host<'a> {
@@ -147,7 +147,7 @@ impl TrainingHost<BertClassifier, SamplerState> for Host<'_> {
                     report.mean_query_accuracy,
                     report.grad_norm
                 );
-                let mut line = json!({
+                let line = json!({
                     "kind": "outer_step",
                     "step": report.step,
                     "epoch": epoch,
@@ -158,11 +158,7 @@ impl TrainingHost<BertClassifier, SamplerState> for Host<'_> {
                     "grad_norm": report.grad_norm,
                     "seconds": seconds,
                 });
-                if let Some(scaling) = report.loss_scaling {
-                    line["loss_scale"] = json!(scaling.scale);
-                    line["skipped_updates"] = json!(scaling.skipped_updates);
-                }
-                self.log(line)?;
+                self.log(common::with_loss_scaling(line, report.loss_scaling))?;
                 if let Some(recorder) = &self.recorder {
                     recorder.line(&json!({
                         "kind": "outer_step",
